@@ -1,0 +1,338 @@
+//! Atomic operations: checks, then mutations, committed together or not at all.
+
+mod mutation;
+mod outcome;
+
+pub(crate) use mutation::{Check, Mutation, MutationKind};
+pub use outcome::{CheckFailure, CommitOutcome, FailedCheck};
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::value::encode_value;
+use crate::{Error, Key, Kv, Result, Versionstamp};
+
+/// A validated atomic operation, ready for the committer.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) checks: Vec<Check>,
+    pub(crate) mutations: Vec<Mutation>,
+}
+
+/// An atomic operation under construction: checks, then mutations applied in order.
+///
+/// Built by value from [`Kv::atomic`]. Invalid input (empty or oversized key, a value that
+/// fails to encode) is remembered and returned as an `Err` from [`commit`](Self::commit);
+/// nothing is written.
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{key, Kv, KvU64};
+/// let db = Kv::open_in_memory()?;
+/// let balance = key!["balance", "ada"];
+/// let outcome = db
+///     .atomic()
+///     .check(&balance, None)          // only if no balance exists yet
+///     .set(&balance, &100u32)
+///     .sum(&key!["accounts"], 1)      // count accounts
+///     .commit()?;
+/// assert!(outcome.is_committed());
+/// assert_eq!(db.get::<KvU64>(&key!["accounts"])?.unwrap().value, KvU64(1));
+/// # Ok::<(), valkeyrie::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "an atomic operation does nothing until `commit` is called"]
+pub struct AtomicOperation {
+    kv: Kv,
+    checks: Vec<Check>,
+    mutations: Vec<Mutation>,
+    /// First invalid input seen; reported by `commit`.
+    error: Option<Error>,
+}
+
+impl AtomicOperation {
+    pub(crate) fn new(kv: Kv) -> Self {
+        Self {
+            kv,
+            checks: Vec::new(),
+            mutations: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// Requires `key` to have versionstamp `expected` at commit (`None`: the key must be
+    /// absent or expired). All checks run before any mutation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let vs = db.set(&key!["k"], &1)?;
+    /// assert!(db.atomic().check(&key!["k"], Some(vs)).set(&key!["k"], &2).commit()?.is_committed());
+    /// assert!(!db.atomic().check(&key!["k"], Some(vs)).set(&key!["k"], &3).commit()?.is_committed());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn check(mut self, key: &Key, expected: Option<Versionstamp>) -> Self {
+        if let Some(key) = self.encode_key(key) {
+            self.checks.push(Check { key, expected });
+        }
+        self
+    }
+
+    /// Sets `key` to `value` (clearing any expiry).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.atomic().set(&key!["a"], "x").set(&key!["b"], &2).commit()?.is_committed());
+    /// assert_eq!(db.get::<String>(&key!["a"])?.unwrap().value, "x");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set<V: Serialize + ?Sized>(self, key: &Key, value: &V) -> Self {
+        self.push_set(key, value, None)
+    }
+
+    /// Sets `key` to `value`, expiring `expire_in` after the commit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.atomic().set_expiring(&key!["session"], "token", Duration::from_secs(60)).commit()?.is_committed());
+    /// assert!(db.get::<String>(&key!["session"])?.is_some());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_expiring<V: Serialize + ?Sized>(
+        self,
+        key: &Key,
+        value: &V,
+        expire_in: Duration,
+    ) -> Self {
+        self.push_set(key, value, Some(expire_in))
+    }
+
+    /// Deletes `key` (a missing key is fine).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set(&key!["a"], &1)?;
+    /// assert!(db.atomic().delete(&key!["a"]).commit()?.is_committed());
+    /// assert!(db.get::<i32>(&key!["a"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn delete(mut self, key: &Key) -> Self {
+        if let Some(key) = self.encode_key(key) {
+            self.mutations.push(Mutation {
+                key,
+                kind: MutationKind::Delete,
+            });
+        }
+        self
+    }
+
+    /// Adds `operand` to the [`KvU64`](crate::KvU64) at `key`, wrapping modulo 2^64; a missing
+    /// or expired key becomes `operand`. A non-`KvU64` value makes `commit` fail with
+    /// [`Error::NotU64`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv, KvU64};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.atomic().sum(&key!["n"], u64::MAX).sum(&key!["n"], 10).commit()?.is_committed());
+    /// assert_eq!(db.get::<KvU64>(&key!["n"])?.unwrap().value, KvU64(9));
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn sum(self, key: &Key, operand: u64) -> Self {
+        self.push_counter(key, MutationKind::Sum(operand))
+    }
+
+    /// Stores the smaller of the [`KvU64`](crate::KvU64) at `key` and `operand`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv, KvU64};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.atomic().min(&key!["low"], 7).min(&key!["low"], 3).min(&key!["low"], 5).commit()?.is_committed());
+    /// assert_eq!(db.get::<KvU64>(&key!["low"])?.unwrap().value, KvU64(3));
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn min(self, key: &Key, operand: u64) -> Self {
+        self.push_counter(key, MutationKind::Min(operand))
+    }
+
+    /// Stores the larger of the [`KvU64`](crate::KvU64) at `key` and `operand`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv, KvU64};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.atomic().max(&key!["high"], 3).max(&key!["high"], 7).commit()?.is_committed());
+    /// assert_eq!(db.get::<KvU64>(&key!["high"])?.unwrap().value, KvU64(7));
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn max(self, key: &Key, operand: u64) -> Self {
+        self.push_counter(key, MutationKind::Max(operand))
+    }
+
+    /// Commits: evaluates every check against the latest committed state; if all pass, applies
+    /// every mutation in order, atomically and durably, and returns their shared versionstamp.
+    ///
+    /// Returns after the commit is durable (per the database's durability setting).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let outcome = db.atomic().set(&key!["a"], &1).delete(&key!["a"]).commit()?;
+    /// assert!(outcome.is_committed());
+    /// assert!(db.get::<i32>(&key!["a"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyChecks`], [`Error::TooManyMutations`], [`Error::TotalKeySizeTooLarge`],
+    /// [`Error::TotalMutationSizeTooLarge`], any key or encoding error remembered while
+    /// building, [`Error::NotU64`] if a counter mutation meets another value type,
+    /// [`Error::Closed`], or a storage error. In every error case nothing was written.
+    pub fn commit(self) -> Result<CommitOutcome> {
+        let AtomicOperation {
+            kv,
+            checks,
+            mutations,
+            error,
+        } = self;
+        let limits = kv.limits();
+        if checks.len() > limits.max_checks {
+            return Err(Error::TooManyChecks {
+                count: checks.len(),
+                limit: limits.max_checks,
+            });
+        }
+        if mutations.len() > limits.max_mutations {
+            return Err(Error::TooManyMutations {
+                count: mutations.len(),
+                limit: limits.max_mutations,
+            });
+        }
+        if let Some(err) = error {
+            return Err(err);
+        }
+        check_totals(&mutations, limits)?;
+        kv.commit_prepared(Prepared { checks, mutations })
+    }
+
+    fn push_set<V: Serialize + ?Sized>(
+        mut self,
+        key: &Key,
+        value: &V,
+        expire_in: Option<Duration>,
+    ) -> Self {
+        match encode_value(self.kv.codec(), value) {
+            Ok(enc) => self.push_encoded(key, enc, expire_in),
+            Err(e) => {
+                self.remember(e);
+                self
+            }
+        }
+    }
+
+    /// Adds an already-encoded value (raw bytes or a value from `Kv::set_*`).
+    pub(crate) fn push_encoded(
+        mut self,
+        key: &Key,
+        enc: crate::value::Encoded,
+        expire_in: Option<Duration>,
+    ) -> Self {
+        let Some(key) = self.encode_key(key) else {
+            return self;
+        };
+        let expire_in_ms = match expire_in.map(|d| u64::try_from(d.as_millis())) {
+            None => None,
+            Some(Ok(ms)) => Some(ms),
+            Some(Err(_)) => {
+                self.remember(Error::ExpiryOutOfRange {
+                    expire_in: expire_in.unwrap_or_default(),
+                });
+                return self;
+            }
+        };
+        self.mutations.push(Mutation {
+            key,
+            kind: MutationKind::Set {
+                encoding: enc.encoding,
+                payload: enc.payload,
+                expire_in_ms,
+            },
+        });
+        self
+    }
+
+    fn push_counter(mut self, key: &Key, kind: MutationKind) -> Self {
+        if let Some(key) = self.encode_key(key) {
+            self.mutations.push(Mutation { key, kind });
+        }
+        self
+    }
+
+    fn encode_key(&mut self, key: &Key) -> Option<Vec<u8>> {
+        match self.kv.limits().encode_write_key(key) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.remember(e);
+                None
+            }
+        }
+    }
+
+    fn remember(&mut self, err: Error) {
+        if self.error.is_none() {
+            self.error = Some(err);
+        }
+    }
+}
+
+/// Checks the per-operation size totals: keys of mutations carrying a value (set, sum, min,
+/// max), and keys plus values of every mutation (8 bytes for a counter operand).
+fn check_totals(mutations: &[Mutation], limits: &crate::Limits) -> Result<()> {
+    let mut total_keys = 0usize;
+    let mut total = 0usize;
+    for m in mutations {
+        let value_len = match &m.kind {
+            MutationKind::Set { payload, .. } => payload.len(),
+            MutationKind::Delete => 0,
+            MutationKind::Sum(_) | MutationKind::Min(_) | MutationKind::Max(_) => 8,
+        };
+        if !matches!(m.kind, MutationKind::Delete) {
+            total_keys += m.key.len();
+        }
+        total += m.key.len() + value_len;
+    }
+    if total_keys > limits.max_total_key_size_bytes {
+        return Err(Error::TotalKeySizeTooLarge {
+            size: total_keys,
+            limit: limits.max_total_key_size_bytes,
+        });
+    }
+    if total > limits.max_total_mutation_size_bytes {
+        return Err(Error::TotalMutationSizeTooLarge {
+            size: total,
+            limit: limits.max_total_mutation_size_bytes,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! `KvBuilder`: opening with options.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, EngineOptions};
+use crate::expiry::DEFAULT_SWEEP_INTERVAL;
+use crate::kv::Config;
+use crate::{Clock, Codec, Kv, Limits, Result, SystemClock};
+
+/// Default time to wait for another process's write lock.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Options for opening a [`Kv`]; every option has a default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use valkeyrie::{Codec, Kv};
+/// let dir = tempfile::tempdir()?;
+/// let _db = Kv::builder()
+///     .codec(Codec::MessagePack)
+///     .lock_timeout(Duration::from_secs(5))
+///     .sweep_interval(Some(Duration::from_millis(200)))
+///     .open(dir.path().join("app.kv"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct KvBuilder {
+    codec: Codec,
+    limits: Limits,
+    exclusive: bool,
+    destroy_on_close: bool,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+    sweep_interval: Option<Duration>,
+    group_commit: bool,
+    cache_size_bytes: Option<usize>,
+    check_integrity: bool,
+}
+
+impl Default for KvBuilder {
+    fn default() -> Self {
+        Self {
+            codec: Codec::default(),
+            limits: Limits::default(),
+            exclusive: false,
+            destroy_on_close: false,
+            clock: Arc::new(SystemClock),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
+            group_commit: true,
+            cache_size_bytes: None,
+            check_integrity: false,
+        }
+    }
+}
+
+impl KvBuilder {
+    /// The codec new values are written with (default MessagePack).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().codec(valkeyrie::Codec::MessagePack).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The limits to enforce (default [`Limits::default`], Deno KV's).
+    ///
+    /// # Examples
+    ///
+    /// See [`Limits`].
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Single-process mode: faster reads and commits, but any other opener of the file
+    /// (another process, or another handle here) gets [`Error::AlreadyOpen`](crate::Error::AlreadyOpen).
+    /// Default `false` (shared).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{Error, Kv};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("solo.kv");
+    /// let _db = Kv::builder().exclusive(true).open(&path)?;
+    /// assert!(matches!(Kv::open(&path), Err(Error::AlreadyOpen)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn exclusive(mut self, exclusive: bool) -> Self {
+        self.exclusive = exclusive;
+        self
+    }
+
+    /// Deletes the database file when the database is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("tmp.kv");
+    /// let db = valkeyrie::Kv::builder().destroy_on_close(true).open(&path)?;
+    /// db.close()?;
+    /// assert!(!path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn destroy_on_close(mut self, destroy: bool) -> Self {
+        self.destroy_on_close = destroy;
+        self
+    }
+
+    /// The clock expiry is measured with (default the system clock). Tests inject a
+    /// [`ManualClock`](crate::ManualClock).
+    ///
+    /// # Examples
+    ///
+    /// See [`Kv::set_expiring`].
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long a write waits for another process's write lock before failing with
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout) (default 30 s).
+    ///
+    /// # Examples
+    ///
+    /// See [`KvBuilder`].
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How often the background sweeper looks for expired entries (default every second);
+    /// `None` turns it off (expired entries stay invisible; [`Kv::cleanup`] deletes them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().sweep_interval(None).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn sweep_interval(mut self, interval: Option<Duration>) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// Whether concurrent writes share one storage transaction (default `true`). Turning it
+    /// off commits each write in its own transaction: only useful to measure the difference.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().group_commit(false).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn group_commit(mut self, enabled: bool) -> Self {
+        self.group_commit = enabled;
+        self
+    }
+
+    /// The storage engine's page cache limit in bytes (default redb's, 1 GiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().cache_size(64 << 20).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size_bytes = Some(bytes);
+        self
+    }
+
+    /// Verifies every page checksum when opening (slower open; default off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().check_integrity_on_open(true).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn check_integrity_on_open(mut self, enabled: bool) -> Self {
+        self.check_integrity = enabled;
+        self
+    }
+
+    /// Opens (creating if missing) the database file at `path`.
+    ///
+    /// # Examples
+    ///
+    /// See [`KvBuilder`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::open`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Kv> {
+        self.start(Some(path.as_ref()))
+    }
+
+    /// Opens a private database in memory.
+    ///
+    /// # Examples
+    ///
+    /// See [`KvBuilder::codec`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::open_in_memory`].
+    pub fn open_in_memory(self) -> Result<Kv> {
+        self.start(None)
+    }
+
+    fn start(self, path: Option<&Path>) -> Result<Kv> {
+        let engine = Engine::open(&EngineOptions {
+            path: path.map(Path::to_path_buf),
+            exclusive: self.exclusive,
+            lock_timeout: self.lock_timeout,
+            cache_size_bytes: self.cache_size_bytes,
+            check_integrity: self.check_integrity,
+        })?;
+        let config = Config {
+            path: path.map(Path::to_path_buf),
+            limits: self.limits,
+            codec: self.codec,
+            clock: self.clock,
+            destroy_on_close: self.destroy_on_close,
+        };
+        Kv::start(config, engine, self.group_commit, self.sweep_interval)
+    }
+}

@@ -1,0 +1,97 @@
+//! Group commit: one thread per open database drains every queued write into one redb write
+//! transaction. It never waits to fill a batch: it takes whatever is queued when it is free,
+//! so a lone writer pays no extra latency.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::engine::{Engine, WriteOp, WriteResult};
+use crate::{Clock, Error, Result};
+
+/// Most operations in one write transaction (the versionstamp index is 16 bits).
+const MAX_BATCH_OPS: usize = 1024;
+/// Stop adding operations once a batch carries this many payload bytes.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// A queued write and where to send its result.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) op: WriteOp,
+    pub(crate) reply: Sender<Result<WriteResult>>,
+}
+
+/// Starts the committer; it exits when every `Sender` is dropped and the queue is drained.
+pub(crate) fn spawn(
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
+    group_commit: bool,
+) -> Result<(Sender<Request>, JoinHandle<()>)> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let max_ops = if group_commit { MAX_BATCH_OPS } else { 1 };
+    let handle = std::thread::Builder::new()
+        .name("valkeyrie-committer".into())
+        .spawn(move || run(&engine, clock.as_ref(), &rx, max_ops))?;
+    Ok((tx, handle))
+}
+
+fn run(engine: &Engine, clock: &dyn Clock, rx: &Receiver<Request>, max_ops: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut bytes = op_bytes(&first.op);
+        let mut batch = vec![first];
+        while batch.len() < max_ops && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(req) => {
+                    bytes += op_bytes(&req.op);
+                    batch.push(req);
+                }
+                Err(_) => break,
+            }
+        }
+        let (ops, replies): (Vec<WriteOp>, Vec<_>) =
+            batch.into_iter().map(|r| (r.op, r.reply)).unzip();
+        match engine.commit_batch(&ops, clock.now_millis()) {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                for reply in replies {
+                    let _ = reply.send(Err(err.duplicate()));
+                }
+            }
+        }
+    }
+}
+
+fn op_bytes(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Atomic(p) => p
+            .mutations
+            .iter()
+            .map(|m| {
+                m.key.len()
+                    + match &m.kind {
+                        crate::atomic::MutationKind::Set { payload, .. } => payload.len(),
+                        _ => 8,
+                    }
+            })
+            .sum(),
+        WriteOp::Cleanup { .. } | WriteOp::Clear => 0,
+    }
+}
+
+impl Error {
+    /// A copy for each operation of a failed batch (`Error` itself is not `Clone`).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Closed => Error::Closed,
+            Error::AlreadyOpen => Error::AlreadyOpen,
+            Error::LockTimeout { waited } => Error::LockTimeout { waited: *waited },
+            other => Error::Storage(other.to_string().into()),
+        }
+    }
+}

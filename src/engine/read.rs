@@ -1,0 +1,101 @@
+//! Snapshot reads: each call is one short read transaction, never held across calls.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::Engine;
+use super::errors::storage;
+use super::tables::{DATA, EXPIRY, META, SEQ};
+use crate::Result;
+use crate::value::Envelope;
+
+/// A stored entry copied out of a read transaction.
+#[derive(Debug)]
+pub(crate) struct RawEntry {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+}
+
+/// Counts for `Kv::stats`.
+#[derive(Debug, Default)]
+pub(crate) struct RawStats {
+    pub(crate) entries: u64,
+    pub(crate) expiring_entries: u64,
+    pub(crate) sequence: u64,
+}
+
+impl Engine {
+    /// Reads the stored envelopes of `keys` in one snapshot (expired ones included).
+    pub(crate) fn get_raw(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(DATA).map_err(storage)?;
+        keys.iter()
+            .map(|k| Ok(table.get(*k).map_err(storage)?.map(|g| g.value().to_vec())))
+            .collect()
+    }
+
+    /// Reads up to `limit` live entries with `start <= key < end`, ascending or descending.
+    pub(crate) fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<RawEntry>> {
+        if start >= end || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(DATA).map_err(storage)?;
+        let range = table.range::<&[u8]>(start..end).map_err(storage)?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut push = |item: redb::Result<_>| -> Result<bool> {
+            let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
+                item.map_err(storage)?;
+            let bytes = v.value();
+            // Unparseable envelopes are passed on so the caller reports them.
+            if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
+                return Ok(false);
+            }
+            out.push(RawEntry {
+                key: k.value().to_vec(),
+                value: bytes.to_vec(),
+            });
+            Ok(out.len() >= limit)
+        };
+        if reverse {
+            for item in range.rev() {
+                if push(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in range {
+                if push(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The earliest expiry instant in the index, if any.
+    pub(crate) fn next_expiry(&self) -> Result<Option<u64>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EXPIRY).map_err(storage)?;
+        Ok(table.first().map_err(storage)?.map(|(k, _)| k.value().0))
+    }
+
+    /// Entry counts and the commit sequence, from one snapshot.
+    pub(crate) fn raw_stats(&self) -> Result<RawStats> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let data = txn.open_table(DATA).map_err(storage)?;
+        let expiry = txn.open_table(EXPIRY).map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        Ok(RawStats {
+            entries: data.len().map_err(storage)?,
+            expiring_entries: expiry.len().map_err(storage)?,
+            sequence: meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),
+        })
+    }
+}

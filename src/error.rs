@@ -1,0 +1,164 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+use crate::key::{Key, KeyDecodeError};
+use crate::schema::Issue;
+
+/// Errors returned by `valkeyrie`.
+///
+/// Every message says what was wrong and with what value. A failed atomic check is not an
+/// error: it is [`CommitOutcome::CheckFailed`](crate::CommitOutcome::CheckFailed).
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{Error, Kv, Key};
+/// let db = Kv::open_in_memory()?;
+/// let err = db.get::<String>(&Key::default()).unwrap_err();
+/// assert!(matches!(err, Error::EmptyKey));
+/// # Ok::<(), valkeyrie::Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A read or write used a key with no parts.
+    #[error("the key is empty; every key needs at least one part")]
+    EmptyKey,
+    /// An encoded key is longer than the limit for its use.
+    #[error("key is {size} bytes encoded; the limit for a {op} is {limit} bytes")]
+    KeyTooLarge {
+        /// Encoded size of the key.
+        size: usize,
+        /// The limit that applied.
+        limit: usize,
+        /// `"read"` or `"write"`.
+        op: &'static str,
+    },
+    /// `get_many` (or another multi-key read) was given too many keys.
+    #[error("{count} keys were given; the limit is {limit}")]
+    TooManyKeys {
+        /// Number of keys given.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An atomic operation has too many checks.
+    #[error("the atomic operation has {count} checks; the limit is {limit}")]
+    TooManyChecks {
+        /// Number of checks.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An atomic operation has too many mutations.
+    #[error("the atomic operation has {count} mutations; the limit is {limit}")]
+    TooManyMutations {
+        /// Number of mutations.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The encoded keys of an atomic operation's mutations add up to more than the limit.
+    #[error(
+        "the mutation keys of the atomic operation total {size} bytes; the limit is {limit} bytes"
+    )]
+    TotalKeySizeTooLarge {
+        /// Total encoded key bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The encoded keys and values of an atomic operation add up to more than the limit.
+    #[error(
+        "the mutations of the atomic operation total {size} bytes (keys and values); the limit is {limit} bytes"
+    )]
+    TotalMutationSizeTooLarge {
+        /// Total encoded key and value bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A list selector is malformed (bound outside its prefix, start after end).
+    #[error("invalid selector: {0}")]
+    InvalidSelector(String),
+    /// A list cursor could not be decoded or points outside its selector.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// `sum`, `min` or `max` met a stored value that is not a [`KvU64`](crate::KvU64).
+    #[error("cannot apply '{op}' to key {key}: it holds a {found} value, not a KvU64")]
+    NotU64 {
+        /// The key of the mutation.
+        key: Key,
+        /// `"sum"`, `"min"` or `"max"`.
+        op: &'static str,
+        /// The encoding of the stored value.
+        found: &'static str,
+    },
+    /// A value could not be encoded with the database's codec.
+    #[error("cannot encode value: {0}")]
+    Encode(String),
+    /// A stored value could not be decoded into the requested type.
+    #[error("cannot decode value: {0}")]
+    Decode(String),
+    /// A stored or supplied key could not be decoded.
+    #[error(transparent)]
+    KeyDecode(#[from] KeyDecodeError),
+    /// A value failed the schema registered for its key.
+    #[error("validation failed for key {key}: {}", fmt_issues(.issues))]
+    Validation {
+        /// The key written.
+        key: Key,
+        /// Every problem found.
+        issues: Vec<Issue>,
+    },
+    /// An expiry could not be represented (it overflows the clock).
+    #[error("expire_in of {expire_in:?} is too large")]
+    ExpiryOutOfRange {
+        /// The requested duration.
+        expire_in: Duration,
+    },
+    /// A versionstamp string is not 20 lowercase hex digits.
+    #[error("invalid versionstamp {0:?}: expected 20 lowercase hex digits")]
+    InvalidVersionstamp(String),
+    /// The database was closed.
+    #[error("the database is closed")]
+    Closed,
+    /// The file is open in another process (or handle) in a conflicting mode.
+    #[error(
+        "the database file is already open in a conflicting mode (an exclusive opener, or an \
+         exclusive open while others have it); close the other handle or open both in shared mode"
+    )]
+    AlreadyOpen,
+    /// Another process held the write lock for longer than the configured timeout.
+    #[error("timed out after {waited:?} waiting for another process's write lock")]
+    LockTimeout {
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The file was written by a newer, incompatible version of valkeyrie.
+    #[error("the database has format version {found}; this build reads up to version {supported}")]
+    UnsupportedFormat {
+        /// Format version in the file.
+        found: u64,
+        /// Highest version this build supports.
+        supported: u64,
+    },
+    /// An operating-system I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The storage engine failed (I/O, corruption, ...).
+    #[error("storage error: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn fmt_issues(issues: &[Issue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `Result` with [`Error`] as the error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

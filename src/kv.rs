@@ -1,0 +1,659 @@
+//! `Kv`: the handle to an open database.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
+use crate::committer::{self, Request};
+use crate::engine::{Engine, WriteOp, WriteResult};
+use crate::expiry::{self, Sweeper};
+use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
+use crate::{
+    Clock, Entry, Error, Key, KvBuilder, Limits, ListIter, ListOptions, Result, Selector, Stats,
+    Versionstamp,
+};
+
+/// How long `close` waits for in-flight reads to release the storage.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// A handle to an open database. Cheap to clone; clones share one database.
+///
+/// Opened with [`Kv::open`] (a file, shared safely with other processes),
+/// [`Kv::open_in_memory`], or [`Kv::builder`] for options. Closed by [`Kv::close`] or when
+/// the last clone is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{key, Kv};
+/// let dir = tempfile::tempdir()?;
+/// let db = Kv::open(dir.path().join("app.kv"))?;
+/// db.set(&key!["users", "ada"], "Ada Lovelace")?;
+/// let entry = db.get::<String>(&key!["users", "ada"])?.unwrap();
+/// assert_eq!(entry.value, "Ada Lovelace");
+/// db.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Kv {
+    inner: Arc<Inner>,
+}
+
+/// Settings fixed at open.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) limits: Limits,
+    pub(crate) codec: Codec,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) destroy_on_close: bool,
+}
+
+struct Inner {
+    config: Config,
+    /// `None` once closed.
+    running: RwLock<Option<Running>>,
+}
+
+/// The engine and its background threads.
+struct Running {
+    engine: Arc<Engine>,
+    commits: Sender<Request>,
+    committer: JoinHandle<()>,
+    sweeper: Option<Sweeper>,
+}
+
+impl Kv {
+    /// Opens (creating if missing) the database file at `path` in the default shared mode:
+    /// other processes, and other handles in this process, may open the same file and see
+    /// each other's writes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let a = valkeyrie::Kv::open(dir.path().join("db"))?;
+    /// let b = valkeyrie::Kv::open(dir.path().join("db"))?;
+    /// a.set(&valkeyrie::key!["k"], &1)?;
+    /// assert!(b.get::<i32>(&valkeyrie::key!["k"])?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyOpen`] if another process opened the file exclusively,
+    /// [`Error::UnsupportedFormat`] for a file from a newer version, [`Error::Io`] or
+    /// [`Error::Storage`] if the file cannot be opened or is not a database.
+    pub fn open(path: impl AsRef<Path>) -> Result<Kv> {
+        Kv::builder().open(path)
+    }
+
+    /// Opens a private, empty database that lives in memory until closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a background thread cannot be started.
+    pub fn open_in_memory() -> Result<Kv> {
+        Kv::builder().open_in_memory()
+    }
+
+    /// A builder for opening with options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _db = valkeyrie::Kv::builder().exclusive(true).open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn builder() -> KvBuilder {
+        KvBuilder::default()
+    }
+
+    pub(crate) fn start(
+        config: Config,
+        engine: Engine,
+        group_commit: bool,
+        sweep_interval: Option<Duration>,
+    ) -> Result<Kv> {
+        let engine = Arc::new(engine);
+        let (commits, committer) =
+            committer::spawn(Arc::clone(&engine), Arc::clone(&config.clock), group_commit)?;
+        let sweeper = match sweep_interval {
+            Some(interval) => Some(Sweeper::spawn(
+                Arc::clone(&engine),
+                commits.clone(),
+                Arc::clone(&config.clock),
+                interval,
+            )?),
+            None => None,
+        };
+        let running = Running {
+            engine,
+            commits,
+            committer,
+            sweeper,
+        };
+        Ok(Kv {
+            inner: Arc::new(Inner {
+                config,
+                running: RwLock::new(Some(running)),
+            }),
+        })
+    }
+
+    /// Closes the database: waits for queued writes and background work, then releases the
+    /// file. Idempotent; every later operation on any clone returns [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Error, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.close()?;
+    /// db.close()?;
+    /// assert!(matches!(db.get::<i32>(&key!["a"]), Err(Error::Closed)));
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A storage or I/O error from releasing the file (the database is closed regardless).
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// The file path, or `None` in memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(valkeyrie::Kv::open_in_memory()?.path().is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.config.path.as_deref()
+    }
+
+    /// The limits this database enforces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(valkeyrie::Kv::open_in_memory()?.limits().max_read_keys, 10);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// The codec new values are written with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{Codec, Kv};
+    /// assert_eq!(Kv::open_in_memory()?.codec(), Codec::MessagePack);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn codec(&self) -> Codec {
+        self.inner.config.codec
+    }
+
+    /// Sets `key` to `value`, clearing any expiry, and returns the commit's versionstamp.
+    /// Durable when it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let v1 = db.set(&key!["a"], &1)?;
+    /// let v2 = db.set(&key!["a"], &2)?;
+    /// assert!(v2 > v1);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Encode`],
+    /// [`Error::TotalMutationSizeTooLarge`], [`Error::Closed`], or a storage error.
+    pub fn set<V: Serialize + ?Sized>(&self, key: &Key, value: &V) -> Result<Versionstamp> {
+        committed(self.atomic().set(key, value).commit()?)
+    }
+
+    /// Sets `key` to `value`, expiring `expire_in` after the commit. From that instant the
+    /// entry is invisible to every read; the sweeper deletes it later.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv, ManualClock};
+    /// let clock = ManualClock::new(1_000);
+    /// let db = Kv::builder().clock(clock.clone()).open_in_memory()?;
+    /// db.set_expiring(&key!["otp"], "123456", Duration::from_secs(30))?;
+    /// assert!(db.get::<String>(&key!["otp"])?.is_some());
+    /// clock.advance(Duration::from_secs(30));
+    /// assert!(db.get::<String>(&key!["otp"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::set`], plus [`Error::ExpiryOutOfRange`].
+    pub fn set_expiring<V: Serialize + ?Sized>(
+        &self,
+        key: &Key,
+        value: &V,
+        expire_in: Duration,
+    ) -> Result<Versionstamp> {
+        committed(self.atomic().set_expiring(key, value, expire_in).commit()?)
+    }
+
+    /// Stores `bytes` as they are, bypassing the codec. Read them back with
+    /// [`Kv::get_bytes`] (or as [`Value::Bytes`](crate::Value::Bytes)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set_bytes(&key!["blob"], b"\x00\x01raw")?;
+    /// assert_eq!(db.get_bytes(&key!["blob"])?.unwrap().value, b"\x00\x01raw");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::set`].
+    pub fn set_bytes(&self, key: &Key, bytes: &[u8]) -> Result<Versionstamp> {
+        let enc = Encoded {
+            encoding: Encoding::Bytes,
+            payload: bytes.to_vec(),
+        };
+        committed(self.atomic().push_encoded(key, enc, None).commit()?)
+    }
+
+    /// Reads the raw bytes stored by [`Kv::set_bytes`] (or the payload of any value, as
+    /// stored: a MessagePack value comes back as its MessagePack bytes).
+    ///
+    /// # Examples
+    ///
+    /// See [`Kv::set_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::get`].
+    pub fn get_bytes(&self, key: &Key) -> Result<Option<Entry<Vec<u8>>>> {
+        let enc = self.limits().encode_read_key(key)?;
+        let now = self.now_millis();
+        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
+        let Some(bytes) = raw.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let env = Envelope::parse(&bytes)?;
+        Ok(env.is_live(now).then(|| Entry {
+            key: key.clone(),
+            value: env.payload.to_vec(),
+            versionstamp: env.versionstamp,
+        }))
+    }
+
+    /// Reads `key`: `None` if it is absent or expired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// assert!(db.get::<String>(&key!["missing"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`] (over 2049 encoded bytes),
+    /// [`Error::Decode`] if the stored value is not a `V`, [`Error::Closed`], or a storage
+    /// error.
+    pub fn get<V: DeserializeOwned>(&self, key: &Key) -> Result<Option<Entry<V>>> {
+        let enc = self.limits().encode_read_key(key)?;
+        let now = self.now_millis();
+        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
+        decode_live(key, raw.into_iter().next().flatten().as_deref(), now)
+    }
+
+    /// Reads several keys from one consistent snapshot; results are in input order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set(&key!["a"], &1)?;
+    /// let got = db.get_many::<i32>(&[key!["a"], key!["b"]])?;
+    /// assert_eq!(got[0].as_ref().map(|e| e.value), Some(1));
+    /// assert!(got[1].is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyKeys`] for more than [`Limits::max_read_keys`] keys, and the errors of
+    /// [`Kv::get`].
+    pub fn get_many<V: DeserializeOwned>(&self, keys: &[Key]) -> Result<Vec<Option<Entry<V>>>> {
+        let limit = self.limits().max_read_keys;
+        if keys.len() > limit {
+            return Err(Error::TooManyKeys {
+                count: keys.len(),
+                limit,
+            });
+        }
+        let encoded = keys
+            .iter()
+            .map(|k| self.limits().encode_read_key(k))
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let now = self.now_millis();
+        let raw = self.engine()?.get_raw(&refs)?;
+        keys.iter()
+            .zip(raw)
+            .map(|(k, bytes)| decode_live(k, bytes.as_deref(), now))
+            .collect()
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set(&key!["a"], &1)?;
+    /// db.delete(&key!["a"])?;
+    /// db.delete(&key!["a"])?;
+    /// assert!(db.get::<i32>(&key!["a"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Closed`], or a storage error.
+    pub fn delete(&self, key: &Key) -> Result<()> {
+        committed(self.atomic().delete(key).commit()?).map(|_| ())
+    }
+
+    /// Starts an atomic operation.
+    ///
+    /// # Examples
+    ///
+    /// See [`AtomicOperation`].
+    pub fn atomic(&self) -> AtomicOperation {
+        AtomicOperation::new(self.clone())
+    }
+
+    /// Lists the entries `selector` covers, in key order (or reversed), in batches.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv, ListOptions, Selector};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set(&key!["users", "b"], &2)?;
+    /// db.set(&key!["users", "a"], &1)?;
+    /// db.set(&key!["users"], &0)?; // the prefix itself is not listed
+    /// let values: Vec<i32> = db
+    ///     .list::<i32>(Selector::prefix(key!["users"]), ListOptions::default())?
+    ///     .map(|e| e.map(|e| e.value))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(values, vec![1, 2]);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSelector`], [`Error::InvalidCursor`], [`Error::KeyTooLarge`],
+    /// [`Error::Closed`]. The iterator yields decode and storage errors.
+    pub fn list<V: DeserializeOwned>(
+        &self,
+        selector: Selector,
+        options: ListOptions,
+    ) -> Result<ListIter<V>> {
+        ListIter::new(self.clone(), &selector, options)
+    }
+
+    /// Deletes every expired entry now (the background sweeper does this too) and returns
+    /// how many were deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv, ManualClock};
+    /// let clock = ManualClock::new(0);
+    /// let db = Kv::builder().clock(clock.clone()).open_in_memory()?;
+    /// db.set_expiring(&key!["a"], &1, Duration::from_millis(10))?;
+    /// clock.advance(Duration::from_millis(10));
+    /// assert_eq!(db.cleanup()?, 1);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or a storage error.
+    pub fn cleanup(&self) -> Result<usize> {
+        let commits = self.commits()?;
+        expiry::sweep(&commits)
+    }
+
+    /// Deletes every entry. The versionstamp sequence continues (it is not reset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set(&key!["a"], &1)?;
+    /// db.clear()?;
+    /// assert_eq!(db.stats()?.entries, 0);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or a storage error.
+    pub fn clear(&self) -> Result<()> {
+        self.submit(WriteOp::Clear).map(|_| ())
+    }
+
+    /// Entry counts, the last commit sequence and the file size.
+    ///
+    /// # Examples
+    ///
+    /// See [`Stats`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or a storage error.
+    pub fn stats(&self) -> Result<Stats> {
+        let raw = self.engine()?.raw_stats()?;
+        let file_size_bytes = match self.path() {
+            Some(p) => Some(std::fs::metadata(p)?.len()),
+            None => None,
+        };
+        Ok(Stats {
+            entries: raw.entries,
+            expiring_entries: raw.expiring_entries,
+            last_sequence: raw.sequence,
+            file_size_bytes,
+        })
+    }
+
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.inner.config.clock.now_millis()
+    }
+
+    pub(crate) fn engine(&self) -> Result<Arc<Engine>> {
+        self.inner
+            .running
+            .read()
+            .as_ref()
+            .map(|r| Arc::clone(&r.engine))
+            .ok_or(Error::Closed)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        self.inner
+            .running
+            .read()
+            .as_ref()
+            .map(|_| ())
+            .ok_or(Error::Closed)
+    }
+
+    fn commits(&self) -> Result<Sender<Request>> {
+        self.inner
+            .running
+            .read()
+            .as_ref()
+            .map(|r| r.commits.clone())
+            .ok_or(Error::Closed)
+    }
+
+    /// Queues one write and waits for its result.
+    fn submit(&self, op: WriteOp) -> Result<WriteResult> {
+        let (reply, result) = crossbeam_channel::bounded(1);
+        self.commits()?
+            .send(Request { op, reply })
+            .map_err(|_| Error::Closed)?;
+        result.recv().map_err(|_| Error::Closed)?
+    }
+
+    pub(crate) fn commit_prepared(&self, prepared: Prepared) -> Result<CommitOutcome> {
+        match self.submit(WriteOp::Atomic(prepared))? {
+            WriteResult::Committed(vs) => Ok(CommitOutcome::Committed(vs)),
+            WriteResult::CheckFailed(f) => Ok(CommitOutcome::CheckFailed(f)),
+            other => Err(Error::Storage(
+                format!("unexpected commit result {other:?}").into(),
+            )),
+        }
+    }
+}
+
+/// The versionstamp of an operation that has no checks.
+fn committed(outcome: CommitOutcome) -> Result<Versionstamp> {
+    outcome
+        .versionstamp()
+        .ok_or_else(|| Error::Storage("a write without checks reported a failed check".into()))
+}
+
+/// Decodes a stored envelope into an entry, or `None` if absent or expired at `now`.
+fn decode_live<V: DeserializeOwned>(
+    key: &Key,
+    bytes: Option<&[u8]>,
+    now: u64,
+) -> Result<Option<Entry<V>>> {
+    let Some(bytes) = bytes else { return Ok(None) };
+    let env = Envelope::parse(bytes)?;
+    if !env.is_live(now) {
+        return Ok(None);
+    }
+    Ok(Some(Entry {
+        key: key.clone(),
+        value: decode_payload(&env)?,
+        versionstamp: env.versionstamp,
+    }))
+}
+
+/// Decodes a listed entry (already filtered for expiry).
+pub(crate) fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
+    let env = Envelope::parse(bytes)?;
+    Ok(Entry {
+        key,
+        value: decode_payload(&env)?,
+        versionstamp: env.versionstamp,
+    })
+}
+
+impl Inner {
+    fn close(&self) -> Result<()> {
+        let Some(running) = self.running.write().take() else {
+            return Ok(());
+        };
+        let Running {
+            engine,
+            commits,
+            committer,
+            sweeper,
+        } = running;
+        if let Some(sweeper) = sweeper {
+            sweeper.stop();
+        }
+        // The committer drains what is queued, then exits when the last sender is gone.
+        drop(commits);
+        let _ = committer.join();
+        let result = release(engine);
+        if let Some(path) = self
+            .config
+            .path
+            .as_ref()
+            .filter(|_| self.config.destroy_on_close)
+        {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        result
+    }
+}
+
+/// Waits for in-flight reads to drop their references, then closes the engine.
+fn release(mut engine: Arc<Engine>) -> Result<()> {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => return engine.close(),
+            Err(shared) if Instant::now() < deadline => {
+                engine = shared;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // A reader is stuck; the file is released when it drops its reference.
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl fmt::Debug for Kv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kv")
+            .field("path", &self.inner.config.path)
+            .field("open", &self.inner.running.read().is_some())
+            .field("codec", &self.inner.config.codec)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,70 @@
+//! # valkeyrie
+//!
+//! A pure-Rust embedded key-value store with the Deno KV data model, on
+//! [redb](https://docs.rs/redb): keys are tuples of typed parts with a well-defined order,
+//! values are any serde type, every write gets a versionstamp, atomic operations check and
+//! set with `sum`/`min`/`max` counters, listings go by prefix or range with cursors, and
+//! entries can expire. Several processes may share one file; a commit is durable when it
+//! returns.
+//!
+//! It is **not** a server, not a SQL database, and not a cache that may lose data.
+//!
+//! ```
+//! use valkeyrie::{key, Kv, ListOptions, Selector};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Kv::open(dir.path().join("app.kv"))?;
+//! db.set(&key!["users", "ada"], "Ada Lovelace")?;
+//! assert!(db.atomic().sum(&key!["stats", "users"], 1).commit()?.is_committed());
+//!
+//! let user = db.get::<String>(&key!["users", "ada"])?.unwrap();
+//! assert_eq!(user.value, "Ada Lovelace");
+//! for entry in db.list::<String>(Selector::prefix(key!["users"]), ListOptions::default())? {
+//!     println!("{} = {}", entry?.key, user.value);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Crate features
+//!
+//! - `msgpack` (default): the MessagePack codec (always readable; this selects nothing).
+//! - `json`: [`Codec::Json`].
+//!
+//! The design (key encoding, value envelope, tables, versionstamps, atomics, expiry,
+//! multi-process behaviour and durability) is in `DESIGN.md` in the repository.
+#![doc(test(attr(deny(warnings))))]
+
+mod atomic;
+mod builder;
+mod committer;
+mod engine;
+mod entry;
+mod error;
+mod expiry;
+mod key;
+mod kv;
+pub mod limits;
+mod list;
+mod schema;
+mod stats;
+mod time;
+mod value;
+mod versionstamp;
+
+pub use atomic::{AtomicOperation, CheckFailure, CommitOutcome, FailedCheck};
+pub use builder::{DEFAULT_LOCK_TIMEOUT, KvBuilder};
+pub use entry::Entry;
+pub use error::{Error, Result};
+pub use key::{Key, KeyDecodeError, KeyPart};
+pub use kv::Kv;
+pub use limits::Limits;
+pub use list::{ListIter, ListOptions, Selector};
+pub use schema::Issue;
+pub use stats::Stats;
+pub use time::{Clock, ManualClock, SystemClock};
+pub use value::{Codec, KvU64, Value};
+pub use versionstamp::Versionstamp;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

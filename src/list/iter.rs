@@ -1,0 +1,172 @@
+//! `ListIter`: yields entries batch by batch, each batch from its own read transaction.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+
+use super::ListOptions;
+use super::cursor::{apply_cursor, encode_cursor};
+use super::selector::{Bounds, Selector};
+use crate::engine::RawEntry;
+use crate::{Entry, Key, Kv, Result};
+
+/// An iterator over the entries a [`Selector`] covers, in key order (or reversed).
+///
+/// It never holds a read transaction between batches, so a long listing does not pin old
+/// pages; consequently entries of different batches may come from different snapshots. It is
+/// fused: after the end (or an error) it keeps returning `None`.
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{key, Kv, ListOptions, Selector};
+/// let db = Kv::open_in_memory()?;
+/// for i in 0..5 {
+///     db.set(&key!["p", i], &i)?;
+/// }
+/// let mut it = db.list::<i32>(Selector::prefix(key!["p"]), ListOptions::default().limit(2))?;
+/// let page: Vec<i32> = it.by_ref().map(|e| e.map(|e| e.value)).collect::<Result<_, _>>()?;
+/// assert_eq!(page, vec![0, 1]);
+/// let next = db.list::<i32>(Selector::prefix(key!["p"]), ListOptions::default().cursor(it.cursor().unwrap()))?;
+/// assert_eq!(next.count(), 3);
+/// # Ok::<(), valkeyrie::Error>(())
+/// ```
+pub struct ListIter<V> {
+    kv: Kv,
+    /// The selector's full range; cursors are relative to it.
+    selector_bounds: Bounds,
+    /// What is still to be read.
+    start: Vec<u8>,
+    end: Vec<u8>,
+    reverse: bool,
+    remaining: Option<usize>,
+    batch_size: usize,
+    buffer: VecDeque<RawEntry>,
+    /// The store has nothing more in range.
+    exhausted: bool,
+    /// Fused.
+    done: bool,
+    last_key: Option<Vec<u8>>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> fmt::Debug for ListIter<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListIter")
+            .field("reverse", &self.reverse)
+            .field("remaining", &self.remaining)
+            .field("batch_size", &self.batch_size)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: DeserializeOwned> ListIter<V> {
+    pub(crate) fn new(kv: Kv, selector: &Selector, options: ListOptions) -> Result<Self> {
+        let limits = *kv.limits();
+        let selector_bounds = selector.bounds(&limits)?;
+        let mut bounds = selector_bounds.clone();
+        if let Some(cursor) = &options.cursor {
+            apply_cursor(&mut bounds, cursor, options.reverse)?;
+        }
+        kv.check_open()?;
+        Ok(ListIter {
+            kv,
+            selector_bounds,
+            start: bounds.start,
+            end: bounds.end,
+            reverse: options.reverse,
+            remaining: options.limit,
+            batch_size: options
+                .batch_size
+                .clamp(1, limits.max_list_batch_size.max(1)),
+            buffer: VecDeque::new(),
+            exhausted: false,
+            done: false,
+            last_key: None,
+            _value: PhantomData,
+        })
+    }
+
+    /// The cursor after the last yielded entry: pass it to
+    /// [`ListOptions::cursor`](crate::ListOptions::cursor) with the same selector to resume.
+    /// `None` before the first entry; kept after the iterator ends.
+    ///
+    /// # Examples
+    ///
+    /// See [`ListIter`].
+    #[must_use]
+    pub fn cursor(&self) -> Option<String> {
+        self.last_key
+            .as_ref()
+            .map(|k| encode_cursor(&self.selector_bounds, k))
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let want = self
+            .remaining
+            .map_or(self.batch_size, |r| r.min(self.batch_size));
+        let now = self.kv.now_millis();
+        let batch = self
+            .kv
+            .engine()?
+            .scan(&self.start, &self.end, self.reverse, want, now)?;
+        if batch.len() < want {
+            self.exhausted = true;
+        }
+        if let Some(last) = batch.last() {
+            if self.reverse {
+                self.end.clone_from(&last.key);
+            } else {
+                self.start.clone_from(&last.key);
+                self.start.push(0x00);
+            }
+        }
+        self.buffer.extend(batch);
+        Ok(())
+    }
+
+    fn next_entry(&mut self) -> Result<Option<Entry<V>>> {
+        if self.remaining == Some(0) {
+            return Ok(None);
+        }
+        if self.buffer.is_empty() && !self.exhausted {
+            self.fill()?;
+        }
+        let Some(raw) = self.buffer.pop_front() else {
+            return Ok(None);
+        };
+        let key = Key::decode(&raw.key)?;
+        let entry = crate::kv::decode_entry(key, &raw.value)?;
+        self.last_key = Some(raw.key);
+        if let Some(r) = &mut self.remaining {
+            *r -= 1;
+        }
+        Ok(Some(entry))
+    }
+}
+
+impl<V: DeserializeOwned> Iterator for ListIter<V> {
+    type Item = Result<Entry<V>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_entry() {
+            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<V: DeserializeOwned> std::iter::FusedIterator for ListIter<V> {}

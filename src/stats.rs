@@ -1,0 +1,27 @@
+//! `Stats`: what is in a database.
+
+/// Counts describing a database, from one snapshot.
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{key, Kv};
+/// let db = Kv::open_in_memory()?;
+/// db.set(&key!["a"], &1)?;
+/// let stats = db.stats()?;
+/// assert_eq!(stats.entries, 1);
+/// assert_eq!(stats.expiring_entries, 0);
+/// # Ok::<(), valkeyrie::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Stored entries, including expired ones the sweeper has not deleted yet.
+    pub entries: u64,
+    /// Stored entries that have an expiry.
+    pub expiring_entries: u64,
+    /// Sequence number of the last commit (the first 8 bytes of its versionstamp).
+    pub last_sequence: u64,
+    /// Size of the database file in bytes (`None` in memory).
+    pub file_size_bytes: Option<u64>,
+}

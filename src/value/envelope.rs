@@ -1,0 +1,144 @@
+//! The on-disk value envelope: `[encoding: u8][versionstamp: 10][expires_at_ms: u64 BE][payload]`.
+//!
+//! Invariant: `expires_at_ms == 0` means the entry never expires; otherwise it is invisible
+//! from that instant on.
+
+use crate::{Error, Result, Versionstamp};
+
+/// Bytes before the payload.
+pub(crate) const HEADER_LEN: usize = 1 + 10 + 8;
+
+/// How a payload is encoded. The tag is stored in every value, so a database stays readable
+/// when its codec changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    MessagePack = 1,
+    /// A native `KvU64`: 8 bytes little-endian (Deno KV's `le64`).
+    U64 = 2,
+    /// Raw bytes, stored as given.
+    Bytes = 3,
+    Json = 4,
+}
+
+impl Encoding {
+    fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            1 => Encoding::MessagePack,
+            2 => Encoding::U64,
+            3 => Encoding::Bytes,
+            4 => Encoding::Json,
+            _ => return None,
+        })
+    }
+
+    /// Name for messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Encoding::MessagePack => "MessagePack",
+            Encoding::U64 => "KvU64",
+            Encoding::Bytes => "raw bytes",
+            Encoding::Json => "JSON",
+        }
+    }
+}
+
+/// A decoded view of a stored value; borrows the payload.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Envelope<'a> {
+    pub(crate) encoding: Encoding,
+    pub(crate) versionstamp: Versionstamp,
+    pub(crate) expires_at_ms: u64,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses stored bytes; never panics.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let (header, payload) = bytes.split_at_checked(HEADER_LEN).ok_or_else(|| {
+            Error::Decode(format!(
+                "stored value is {} bytes, shorter than its {HEADER_LEN}-byte header",
+                bytes.len()
+            ))
+        })?;
+        let (&tag, rest) = header
+            .split_first()
+            .ok_or_else(|| Error::Decode("empty header".into()))?;
+        let encoding = Encoding::from_tag(tag).ok_or_else(|| {
+            Error::Decode(format!(
+                "unknown value encoding tag {tag}; written by a newer version?"
+            ))
+        })?;
+        let (vs, exp) = rest.split_at(10);
+        let mut vs_bytes = [0u8; 10];
+        vs_bytes.copy_from_slice(vs);
+        let mut exp_bytes = [0u8; 8];
+        exp_bytes.copy_from_slice(exp);
+        Ok(Envelope {
+            encoding,
+            versionstamp: Versionstamp(vs_bytes),
+            expires_at_ms: u64::from_be_bytes(exp_bytes),
+            payload,
+        })
+    }
+
+    /// Whether the entry is visible at `now_ms`.
+    pub(crate) fn is_live(&self, now_ms: u64) -> bool {
+        is_live(self.expires_at_ms, now_ms)
+    }
+
+    /// Writes an envelope into `out` (cleared first).
+    pub(crate) fn write(
+        out: &mut Vec<u8>,
+        encoding: Encoding,
+        versionstamp: Versionstamp,
+        expires_at_ms: u64,
+        payload: &[u8],
+    ) {
+        out.clear();
+        out.reserve(HEADER_LEN + payload.len());
+        out.push(encoding as u8);
+        out.extend_from_slice(&versionstamp.0);
+        out.extend_from_slice(&expires_at_ms.to_be_bytes());
+        out.extend_from_slice(payload);
+    }
+
+    /// The stored `KvU64`, if this is one.
+    pub(crate) fn as_u64(&self) -> Option<u64> {
+        if self.encoding != Encoding::U64 {
+            return None;
+        }
+        let bytes: [u8; 8] = self.payload.try_into().ok()?;
+        Some(u64::from_le_bytes(bytes))
+    }
+}
+
+/// Whether an entry with `expires_at_ms` is visible at `now_ms`.
+pub(crate) fn is_live(expires_at_ms: u64, now_ms: u64) -> bool {
+    expires_at_ms == 0 || expires_at_ms > now_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_short_input() {
+        let mut buf = Vec::new();
+        Envelope::write(
+            &mut buf,
+            Encoding::U64,
+            Versionstamp::new(3, 1),
+            99,
+            &7u64.to_le_bytes(),
+        );
+        let env = Envelope::parse(&buf).unwrap();
+        assert_eq!(env.as_u64(), Some(7));
+        assert_eq!(env.versionstamp, Versionstamp::new(3, 1));
+        assert!(env.is_live(98) && !env.is_live(99));
+        for len in 0..HEADER_LEN {
+            assert!(Envelope::parse(&buf[..len]).is_err());
+        }
+        buf[0] = 200;
+        assert!(Envelope::parse(&buf).is_err());
+    }
+}
