@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Engine, EngineOptions, Storage};
 use crate::expiry::DEFAULT_SWEEP_INTERVAL;
 use crate::kv::Config;
-use crate::{Clock, Codec, Kv, Limits, Result, SystemClock};
+use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
 
 /// Default time to wait for another process's write lock.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +32,7 @@ pub struct KvBuilder {
     codec: Codec,
     limits: Limits,
     exclusive: bool,
+    durability: Durability,
     destroy_on_close: bool,
     clock: Arc<dyn Clock>,
     lock_timeout: Duration,
@@ -47,6 +48,7 @@ impl Default for KvBuilder {
             codec: Codec::default(),
             limits: Limits::default(),
             exclusive: false,
+            durability: Durability::Immediate,
             destroy_on_close: false,
             clock: Arc::new(SystemClock),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
@@ -101,6 +103,18 @@ impl KvBuilder {
     #[must_use]
     pub fn exclusive(mut self, exclusive: bool) -> Self {
         self.exclusive = exclusive;
+        self
+    }
+
+    /// When commits reach the disk (default [`Durability::Immediate`]: before `commit`
+    /// returns). Any other setting needs [`exclusive`](Self::exclusive) mode.
+    ///
+    /// # Examples
+    ///
+    /// See [`Durability`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -214,7 +228,8 @@ impl KvBuilder {
     ///
     /// As [`Kv::open`].
     pub fn open(self, path: impl AsRef<Path>) -> Result<Kv> {
-        self.start(Some(path.as_ref()))
+        let path = path.as_ref().to_path_buf();
+        self.start(Storage::File(path.clone()), Some(path))
     }
 
     /// Opens a private database in memory.
@@ -227,24 +242,49 @@ impl KvBuilder {
     ///
     /// As [`Kv::open_in_memory`].
     pub fn open_in_memory(self) -> Result<Kv> {
-        self.start(None)
+        self.start(Storage::Memory, None)
     }
 
-    fn start(self, path: Option<&Path>) -> Result<Kv> {
-        let engine = Engine::open(&EngineOptions {
-            path: path.map(Path::to_path_buf),
+    /// Opens a database on a caller-supplied redb storage backend, in exclusive mode.
+    /// For the crate's fault-injection tests; not public API.
+    #[cfg(feature = "__internal_testing")]
+    #[doc(hidden)]
+    pub fn open_with_backend(self, backend: impl redb::StorageBackend) -> Result<Kv> {
+        self.exclusive(true)
+            .start(Storage::Backend(Box::new(backend)), None)
+    }
+
+    fn start(self, storage: Storage, path: Option<std::path::PathBuf>) -> Result<Kv> {
+        let in_memory = path.is_none();
+        let engine = Engine::open(EngineOptions {
+            storage,
             exclusive: self.exclusive,
+            durability: if in_memory {
+                Durability::Immediate
+            } else {
+                self.durability
+            },
             lock_timeout: self.lock_timeout,
             cache_size_bytes: self.cache_size_bytes,
             check_integrity: self.check_integrity,
         })?;
+        let flush_interval = match self.durability {
+            Durability::Buffered { flush_interval } if !in_memory => Some(flush_interval),
+            _ => None,
+        };
         let config = Config {
-            path: path.map(Path::to_path_buf),
+            path,
             limits: self.limits,
             codec: self.codec,
             clock: self.clock,
             destroy_on_close: self.destroy_on_close,
         };
-        Kv::start(config, engine, self.group_commit, self.sweep_interval)
+        Kv::start(
+            config,
+            engine,
+            self.group_commit,
+            flush_interval,
+            self.sweep_interval,
+        )
     }
 }

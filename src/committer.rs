@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -27,17 +28,48 @@ pub(crate) fn spawn(
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
     group_commit: bool,
+    flush_interval: Option<Duration>,
 ) -> Result<(Sender<Request>, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let max_ops = if group_commit { MAX_BATCH_OPS } else { 1 };
     let handle = std::thread::Builder::new()
         .name("valkeyrie-committer".into())
-        .spawn(move || run(&engine, clock.as_ref(), &rx, max_ops))?;
+        .spawn(move || run(&engine, clock.as_ref(), &rx, max_ops, flush_interval))?;
     Ok((tx, handle))
 }
 
-fn run(engine: &Engine, clock: &dyn Clock, rx: &Receiver<Request>, max_ops: usize) {
-    while let Ok(first) = rx.recv() {
+/// `flush_interval`: `None` commits every batch durably; `Some(d)` commits without fsync
+/// and flushes once `d` has passed with commits unflushed, and before exiting.
+fn run(
+    engine: &Engine,
+    clock: &dyn Clock,
+    rx: &Receiver<Request>,
+    max_ops: usize,
+    flush_interval: Option<Duration>,
+) {
+    // When the oldest unflushed commit must be flushed by.
+    let mut flush_by: Option<Instant> = None;
+    loop {
+        let first = match flush_by {
+            None => match rx.recv() {
+                Ok(req) => req,
+                Err(_) => return,
+            },
+            Some(deadline) => match rx.recv_deadline(deadline) {
+                Ok(req) => req,
+                Err(e) => {
+                    // A failed flush is retried at the next deadline; `Engine::close`
+                    // flushes once more on exit.
+                    if engine.flush().is_ok() {
+                        flush_by = None;
+                    }
+                    if e.is_disconnected() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
         let mut bytes = op_bytes(&first.op);
         let mut batch = vec![first];
         while batch.len() < max_ops && bytes < MAX_BATCH_BYTES {
@@ -51,8 +83,15 @@ fn run(engine: &Engine, clock: &dyn Clock, rx: &Receiver<Request>, max_ops: usiz
         }
         let (ops, replies): (Vec<WriteOp>, Vec<_>) =
             batch.into_iter().map(|r| (r.op, r.reply)).unzip();
-        match engine.commit_batch(&ops, clock.now_millis()) {
+        let durable =
+            flush_interval.is_none() || flush_by.is_some_and(|deadline| Instant::now() >= deadline);
+        match engine.commit_batch(&ops, clock.now_millis(), durable) {
             Ok(results) => {
+                flush_by = match (durable, flush_by, flush_interval) {
+                    (true, ..) => None,
+                    (false, Some(deadline), _) => Some(deadline),
+                    (false, None, interval) => interval.map(|d| Instant::now() + d),
+                };
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

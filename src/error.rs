@@ -121,6 +121,9 @@ pub enum Error {
     /// A versionstamp string is not 20 lowercase hex digits.
     #[error("invalid versionstamp {0:?}: expected 20 lowercase hex digits")]
     InvalidVersionstamp(String),
+    /// A builder option is invalid or conflicts with another.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
     /// The database was closed.
     #[error("the database is closed")]
     Closed,

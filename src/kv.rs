@@ -129,11 +129,16 @@ impl Kv {
         config: Config,
         engine: Engine,
         group_commit: bool,
+        flush_interval: Option<Duration>,
         sweep_interval: Option<Duration>,
     ) -> Result<Kv> {
         let engine = Arc::new(engine);
-        let (commits, committer) =
-            committer::spawn(Arc::clone(&engine), Arc::clone(&config.clock), group_commit)?;
+        let (commits, committer) = committer::spawn(
+            Arc::clone(&engine),
+            Arc::clone(&config.clock),
+            group_commit,
+            flush_interval,
+        )?;
         let sweeper = match sweep_interval {
             Some(interval) => Some(Sweeper::spawn(
                 Arc::clone(&engine),
@@ -504,7 +509,58 @@ impl Kv {
             expiring_entries: raw.expiring_entries,
             last_sequence: raw.sequence,
             file_size_bytes,
+            stored_bytes: raw.stored_bytes,
+            fragmented_bytes: raw.fragmented_bytes,
         })
+    }
+
+    /// Defragments the file and returns free space at its end to the file system.
+    ///
+    /// Returns `Ok(true)` when done, `Ok(false)` when deferred because a transaction is in
+    /// progress in this or another process (nothing was changed; try again later). Writes
+    /// from this handle wait while it runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Kv::open(dir.path().join("db"))?;
+    /// for i in 0..100 {
+    ///     db.set(&key!["k", i], &"x".repeat(1000))?;
+    /// }
+    /// db.clear()?;
+    /// assert!(db.compact()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or a storage error.
+    pub fn compact(&self) -> Result<bool> {
+        let running = self.inner.running.read();
+        let running = running.as_ref().ok_or(Error::Closed)?;
+        // Hold the commit queue's sender: the committer cannot be mid-write while the
+        // engine lock is held exclusively, because it needs the lock to begin.
+        running.engine.compact()
+    }
+
+    /// Verifies every page checksum of the file. `Ok(true)`: intact; `Ok(false)`: damage was
+    /// found and repaired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let db = valkeyrie::Kv::open_in_memory()?;
+    /// assert!(db.check_integrity()?);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], or [`Error::Storage`] if the file is corrupt beyond repair.
+    pub fn check_integrity(&self) -> Result<bool> {
+        self.engine()?.check_integrity()
     }
 
     pub(crate) fn now_millis(&self) -> u64 {

@@ -29,6 +29,7 @@
 //!
 //! - `msgpack` (default): the MessagePack codec (always readable; this selects nothing).
 //! - `json`: [`Codec::Json`].
+//! - `__internal_testing`: hooks for the crate's own fault-injection tests; not public API.
 //!
 //! The design (key encoding, value envelope, tables, versionstamps, atomics, expiry,
 //! multi-process behaviour and durability) is in `DESIGN.md` in the repository.
@@ -37,6 +38,7 @@
 mod atomic;
 mod builder;
 mod committer;
+mod durability;
 mod engine;
 mod entry;
 mod error;
@@ -53,6 +55,7 @@ mod versionstamp;
 
 pub use atomic::{AtomicOperation, CheckFailure, CommitOutcome, FailedCheck};
 pub use builder::{DEFAULT_LOCK_TIMEOUT, KvBuilder};
+pub use durability::Durability;
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use key::{Key, KeyDecodeError, KeyPart};
@@ -64,6 +67,14 @@ pub use stats::Stats;
 pub use time::{Clock, ManualClock, SystemClock};
 pub use value::{Codec, KvU64, Value};
 pub use versionstamp::Versionstamp;
+
+/// Test-only hooks (fault injection); not part of the public API.
+#[cfg(feature = "__internal_testing")]
+#[doc(hidden)]
+pub mod __internal {
+    pub use redb::StorageBackend;
+    pub use redb::backends::InMemoryBackend;
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

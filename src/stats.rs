@@ -24,4 +24,8 @@ pub struct Stats {
     pub last_sequence: u64,
     /// Size of the database file in bytes (`None` in memory).
     pub file_size_bytes: Option<u64>,
+    /// Bytes of keys, values and index entries stored (live data).
+    pub stored_bytes: u64,
+    /// Bytes lost to fragmentation inside the tables' pages; `Kv::compact` reclaims space.
+    pub fragmented_bytes: u64,
 }

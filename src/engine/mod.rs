@@ -1,6 +1,7 @@
 //! The storage engine: the only module that uses redb.
 
 mod errors;
+mod maintenance;
 mod read;
 mod tables;
 mod write;
@@ -11,71 +12,127 @@ pub(crate) use write::{WriteOp, WriteResult};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use redb::{
-    ConcurrencyMode, Database, Durability, ReadableDatabase, ReadableTable, TransactionError,
+    ConcurrencyMode, Database, ReadTransaction, ReadableDatabase, ReadableTable, TransactionError,
 };
 
 use self::errors::storage;
 use self::tables::{CURRENT_FORMAT_VERSION, DATA, EXPIRY, FORMAT_VERSION, META, SEQ};
-use crate::{Error, Result};
+use crate::{Durability, Error, Result};
 
 /// Longest pause between attempts to take another process's write lock.
 const LOCK_RETRY_MAX_SLEEP: Duration = Duration::from_millis(2);
 
+/// Where the bytes live.
+pub(crate) enum Storage {
+    File(PathBuf),
+    Memory,
+    /// A caller-supplied redb backend (fault-injection tests); exclusive mode only.
+    #[cfg(feature = "__internal_testing")]
+    Backend(Box<dyn redb::StorageBackend>),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::File(p) => f.debug_tuple("File").field(p).finish(),
+            Storage::Memory => f.write_str("Memory"),
+            #[cfg(feature = "__internal_testing")]
+            Storage::Backend(_) => f.write_str("Backend"),
+        }
+    }
+}
+
+/// Forwards to a boxed backend (redb takes backends by value).
+#[cfg(feature = "__internal_testing")]
+#[derive(Debug)]
+struct BoxedBackend(Box<dyn redb::StorageBackend>);
+
+#[cfg(feature = "__internal_testing")]
+impl redb::StorageBackend for BoxedBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.0.close()
+    }
+}
+
 /// How to open the storage.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct EngineOptions {
-    /// `None`: in memory.
-    pub(crate) path: Option<PathBuf>,
+    pub(crate) storage: Storage,
     /// Single-process mode: redb's `ExclusiveWriter`.
     pub(crate) exclusive: bool,
+    pub(crate) durability: Durability,
     pub(crate) lock_timeout: Duration,
     pub(crate) cache_size_bytes: Option<usize>,
     pub(crate) check_integrity: bool,
 }
 
 /// An open redb database holding valkeyrie's tables.
+///
+/// The lock is taken exclusively only by maintenance (`compact`, `check_integrity`), which
+/// needs `&mut Database`; every transaction takes it shared just long enough to begin.
 #[derive(Debug)]
 pub(crate) struct Engine {
-    db: Database,
+    db: RwLock<Database>,
     /// Other processes may write the file (redb `MultiWriter`).
     shared: bool,
-    durability: Durability,
+    /// Commits are fsynced before they are acknowledged.
+    always_durable: bool,
     lock_timeout: Duration,
 }
 
 impl Engine {
     /// Opens (creating if missing) and initialises the tables.
-    pub(crate) fn open(opts: &EngineOptions) -> Result<Engine> {
+    pub(crate) fn open(opts: EngineOptions) -> Result<Engine> {
         let mut builder = Database::builder();
         if let Some(bytes) = opts.cache_size_bytes {
             builder.set_cache_size(bytes);
         }
         builder.set_check_integrity_on_open(opts.check_integrity);
-        let shared = opts.path.is_some() && !opts.exclusive;
-        let db = match &opts.path {
-            Some(path) => {
+        let shared = matches!(opts.storage, Storage::File(_)) && !opts.exclusive;
+        if shared && opts.durability != Durability::Immediate {
+            return Err(Error::InvalidOption(format!(
+                "durability {:?} needs exclusive mode: shared files commit durably always",
+                opts.durability
+            )));
+        }
+        let db = match opts.storage {
+            Storage::File(path) => {
                 builder.set_concurrency_mode(if shared {
                     ConcurrencyMode::MultiWriter
                 } else {
                     ConcurrencyMode::ExclusiveWriter
                 });
-                builder.create(path).map_err(|e| open_error(e, path))?
+                builder.create(&path).map_err(|e| open_error(e, &path))?
             }
-            None => builder
+            Storage::Memory => builder
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(storage)?,
-        };
-        // redb refuses non-durable commits in shared mode; in memory there is nothing to sync.
-        let durability = if opts.path.is_none() {
-            Durability::None
-        } else {
-            Durability::Immediate
+            #[cfg(feature = "__internal_testing")]
+            Storage::Backend(backend) => builder
+                .create_with_backend(BoxedBackend(backend))
+                .map_err(storage)?,
         };
         let engine = Engine {
-            db,
+            db: RwLock::new(db),
             shared,
-            durability,
+            always_durable: opts.durability == Durability::Immediate,
             lock_timeout: opts.lock_timeout,
         };
         engine.init()?;
@@ -87,7 +144,7 @@ impl Engine {
         if let Some(version) = self.read_format_version()? {
             return check_format(version);
         }
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(true)?;
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let version = meta
@@ -111,7 +168,7 @@ impl Engine {
     }
 
     fn read_format_version(&self) -> Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -124,13 +181,18 @@ impl Engine {
             .map(|g| g.value()))
     }
 
+    fn begin_read(&self) -> Result<ReadTransaction> {
+        self.db.read().begin_read().map_err(storage)
+    }
+
     /// Begins a write transaction, waiting at most `lock_timeout` for other processes.
-    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+    /// `durable`: fsync at commit (always, in shared mode).
+    fn begin_write(&self, durable: bool) -> Result<redb::WriteTransaction> {
         let mut txn = if self.shared {
             let start = Instant::now();
             let mut pause = Duration::from_micros(20);
             loop {
-                match self.db.try_begin_write() {
+                match self.db.read().try_begin_write() {
                     Ok(txn) => break txn,
                     Err(TransactionError::WouldBlock) => {
                         let waited = start.elapsed();
@@ -144,18 +206,31 @@ impl Engine {
                 }
             }
         } else {
-            self.db.begin_write().map_err(storage)?
+            self.db.read().begin_write().map_err(storage)?
         };
         if !self.shared {
-            txn.set_durability(self.durability)
+            let durability = if durable {
+                redb::Durability::Immediate
+            } else {
+                redb::Durability::None
+            };
+            txn.set_durability(durability)
                 .map_err(|e| Error::Storage(Box::new(e)))?;
         }
         Ok(txn)
     }
 
+    /// Makes every earlier non-durable commit durable (an empty durable commit).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.begin_write(true)?.commit().map_err(storage)
+    }
+
     /// Releases the file, reporting errors a drop would hide.
     pub(crate) fn close(self) -> Result<()> {
-        self.db.close().map_err(storage)
+        if !self.always_durable {
+            self.flush()?;
+        }
+        self.db.into_inner().close().map_err(storage)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Snapshot reads: each call is one short read transaction, never held across calls.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::Engine;
 use super::errors::storage;
@@ -21,12 +21,14 @@ pub(crate) struct RawStats {
     pub(crate) entries: u64,
     pub(crate) expiring_entries: u64,
     pub(crate) sequence: u64,
+    pub(crate) stored_bytes: u64,
+    pub(crate) fragmented_bytes: u64,
 }
 
 impl Engine {
     /// Reads the stored envelopes of `keys` in one snapshot (expired ones included).
     pub(crate) fn get_raw(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(DATA).map_err(storage)?;
         keys.iter()
             .map(|k| Ok(table.get(*k).map_err(storage)?.map(|g| g.value().to_vec())))
@@ -45,7 +47,7 @@ impl Engine {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(DATA).map_err(storage)?;
         let range = table.range::<&[u8]>(start..end).map_err(storage)?;
         let mut out = Vec::with_capacity(limit.min(1024));
@@ -81,18 +83,24 @@ impl Engine {
 
     /// The earliest expiry instant in the index, if any.
     pub(crate) fn next_expiry(&self) -> Result<Option<u64>> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(EXPIRY).map_err(storage)?;
         Ok(table.first().map_err(storage)?.map(|(k, _)| k.value().0))
     }
 
     /// Entry counts and the commit sequence, from one snapshot.
     pub(crate) fn raw_stats(&self) -> Result<RawStats> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.begin_read()?;
         let data = txn.open_table(DATA).map_err(storage)?;
         let expiry = txn.open_table(EXPIRY).map_err(storage)?;
         let meta = txn.open_table(META).map_err(storage)?;
+        let (ds, es) = (
+            data.stats().map_err(storage)?,
+            expiry.stats().map_err(storage)?,
+        );
         Ok(RawStats {
+            stored_bytes: ds.stored_bytes() + es.stored_bytes(),
+            fragmented_bytes: ds.fragmented_bytes() + es.fragmented_bytes(),
             entries: data.len().map_err(storage)?,
             expiring_entries: expiry.len().map_err(storage)?,
             sequence: meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),

@@ -56,12 +56,14 @@ impl Engine {
     ///
     /// The outer `Err` means the whole batch failed (nothing of it is committed); an inner
     /// `Err` is that operation's own invalid input (nothing of it was written).
+    /// `durable`: fsync before returning (ignored, always true, in shared mode).
     pub(crate) fn commit_batch(
         &self,
         ops: &[WriteOp],
         now_ms: u64,
+        durable: bool,
     ) -> Result<Vec<Result<WriteResult>>> {
-        let txn = self.begin_write()?;
+        let txn = self.begin_write(durable)?;
         let (results, changed) = apply_all(&txn, ops, now_ms)?;
         if changed {
             txn.commit().map_err(storage)?;

@@ -1,0 +1,43 @@
+//! `Durability`: when a commit reaches the disk.
+
+use std::time::Duration;
+
+/// When commits reach stable storage.
+///
+/// | setting | after a process crash (`kill -9`) | after a power loss |
+/// |---|---|---|
+/// | `Immediate` (default) | every acknowledged commit is present | every acknowledged commit is present |
+/// | `Buffered { flush_interval }` | commits since the last flush may be lost | commits since the last flush may be lost |
+///
+/// In every setting the file stays consistent: a crash rolls back to the last durable commit,
+/// never to a partial one, and commits become visible atomically and in order. `Buffered`
+/// flushes at least every `flush_interval` while there are unflushed commits, and on close.
+/// It needs [`KvBuilder::exclusive`](crate::KvBuilder::exclusive) (shared files always
+/// commit durably, a rule of the storage engine's multi-process mode); in-memory databases
+/// ignore the setting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use valkeyrie::{Durability, Kv};
+/// let dir = tempfile::tempdir()?;
+/// let _db = Kv::builder()
+///     .exclusive(true)
+///     .durability(Durability::Buffered { flush_interval: Duration::from_millis(100) })
+///     .open(dir.path().join("fast.kv"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every commit is fsynced before it is acknowledged.
+    #[default]
+    Immediate,
+    /// Commits are acknowledged before they are fsynced; a flush makes them durable at
+    /// least every `flush_interval`.
+    Buffered {
+        /// Longest time a commit stays unflushed.
+        flush_interval: Duration,
+    },
+}
