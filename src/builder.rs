@@ -267,6 +267,7 @@ impl KvBuilder {
             lock_timeout: self.lock_timeout,
             cache_size_bytes: self.cache_size_bytes,
             check_integrity: self.check_integrity,
+            create_in_place: false,
         })?;
         let flush_interval = match self.durability {
             Durability::Buffered { flush_interval } if !in_memory => Some(flush_interval),

@@ -81,6 +81,9 @@ pub(crate) struct EngineOptions {
     pub(crate) lock_timeout: Duration,
     pub(crate) cache_size_bytes: Option<usize>,
     pub(crate) check_integrity: bool,
+    /// Create a missing file directly at its path (only for the temporary file of
+    /// [`create_atomically`]).
+    pub(crate) create_in_place: bool,
 }
 
 /// An open redb database holding valkeyrie's tables.
@@ -114,6 +117,9 @@ impl Engine {
         }
         let db = match opts.storage {
             Storage::File(path) => {
+                if !opts.create_in_place {
+                    create_atomically(&path, opts.lock_timeout, opts.cache_size_bytes)?;
+                }
                 builder.set_concurrency_mode(if shared {
                     ConcurrencyMode::MultiWriter
                 } else {
@@ -232,6 +238,50 @@ impl Engine {
         }
         self.db.into_inner().close().map_err(storage)
     }
+}
+
+/// Creates a missing database file complete or not at all: the tables are built in a
+/// temporary sibling file that is then hard-linked into place (linking fails if another
+/// process created the file first, whose file then wins). A crash during creation leaves at
+/// most a stray temporary file, never a half-written database at `path`.
+fn create_atomically(
+    path: &Path,
+    lock_timeout: Duration,
+    cache_size_bytes: Option<usize>,
+) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = path.with_file_name(format!(".{name}.creating-{}-{nanos}", std::process::id()));
+    let built = Engine::open(EngineOptions {
+        storage: Storage::File(tmp.clone()),
+        exclusive: true,
+        durability: Durability::Immediate,
+        lock_timeout,
+        cache_size_bytes,
+        check_integrity: false,
+        create_in_place: true,
+    })
+    .and_then(Engine::close);
+    let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Io(e)),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    // Make the new directory entry durable.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn check_format(found: u64) -> Result<()> {
