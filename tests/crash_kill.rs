@@ -50,7 +50,7 @@ fn random_delay_ms(state: &RandomState, cycle: usize) -> u64 {
     let mut h = state.build_hasher();
     h.write_usize(cycle);
     // 10% of kills land early, most likely during process start or open.
-    if h.finish() % 10 == 0 {
+    if h.finish().is_multiple_of(10) {
         h.finish() % 15
     } else {
         20 + h.finish() % 180
