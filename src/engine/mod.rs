@@ -22,7 +22,7 @@ use self::tables::{CURRENT_FORMAT_VERSION, DATA, EXPIRY, FORMAT_VERSION, META, S
 use crate::{Durability, Error, Result};
 
 /// Longest pause between attempts to take another process's write lock.
-const LOCK_RETRY_MAX_SLEEP: Duration = Duration::from_millis(2);
+const LOCK_RETRY_MAX_SLEEP: Duration = Duration::from_micros(200);
 
 /// Where the bytes live.
 pub(crate) enum Storage {
@@ -95,6 +95,8 @@ pub(crate) struct Engine {
     db: RwLock<Database>,
     /// Other processes may write the file (redb `MultiWriter`).
     shared: bool,
+    /// Nothing to make durable: commits skip redb's durable-commit work.
+    in_memory: bool,
     /// Commits are fsynced before they are acknowledged.
     always_durable: bool,
     lock_timeout: Duration,
@@ -109,6 +111,7 @@ impl Engine {
         }
         builder.set_check_integrity_on_open(opts.check_integrity);
         let shared = matches!(opts.storage, Storage::File(_)) && !opts.exclusive;
+        let in_memory = matches!(opts.storage, Storage::Memory);
         if shared && opts.durability != Durability::Immediate {
             return Err(Error::InvalidOption(format!(
                 "durability {:?} needs exclusive mode: shared files commit durably always",
@@ -138,6 +141,7 @@ impl Engine {
         let engine = Engine {
             db: RwLock::new(db),
             shared,
+            in_memory,
             always_durable: opts.durability == Durability::Immediate,
             lock_timeout: opts.lock_timeout,
         };
@@ -196,7 +200,7 @@ impl Engine {
     fn begin_write(&self, durable: bool) -> Result<redb::WriteTransaction> {
         let mut txn = if self.shared {
             let start = Instant::now();
-            let mut pause = Duration::from_micros(20);
+            let mut pause = Duration::from_micros(10);
             loop {
                 match self.db.read().try_begin_write() {
                     Ok(txn) => break txn,
@@ -215,7 +219,7 @@ impl Engine {
             self.db.read().begin_write().map_err(storage)?
         };
         if !self.shared {
-            let durability = if durable {
+            let durability = if durable && !self.in_memory {
                 redb::Durability::Immediate
             } else {
                 redb::Durability::None
