@@ -20,7 +20,8 @@
 //! let user = db.get::<String>(&key!["users", "ada"])?.unwrap();
 //! assert_eq!(user.value, "Ada Lovelace");
 //! for entry in db.list::<String>(Selector::prefix(key!["users"]), ListOptions::default())? {
-//!     println!("{} = {}", entry?.key, user.value);
+//!     let entry = entry?;
+//!     println!("{} = {}", entry.key, entry.value);
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

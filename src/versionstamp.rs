@@ -22,7 +22,7 @@ use crate::Error;
 /// assert!("0000000000000001000".parse::<Versionstamp>().is_err());
 /// # Ok::<(), valkeyrie::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Versionstamp(pub [u8; 10]);
 
 impl Versionstamp {
@@ -82,6 +82,13 @@ impl Versionstamp {
     #[must_use]
     pub fn as_bytes(&self) -> &[u8; 10] {
         &self.0
+    }
+}
+
+/// `Versionstamp(00000000000000010000)`: the hex form, not a byte array.
+impl fmt::Debug for Versionstamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Versionstamp({self})")
     }
 }
 
