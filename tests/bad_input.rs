@@ -132,7 +132,7 @@ fn versionstamp_parsing_accepts_only_20_lowercase_hex_digits() -> Result<()> {
         " 123456789abcdef0a1b",
         "0x23456789abcdef0a1b",
         "+123456789abcdef0a1b",
-        "0123456789abcdef00é",
+        "0123456789abcdef00\u{e9}",
     ];
     for s in bad {
         match Versionstamp::from_str(s) {

@@ -13,7 +13,7 @@ const BYTES: u8 = 0x01;
 const STRING: u8 = 0x02;
 /// Negative integer whose magnitude needs more than 8 bytes (then a length byte `n ^ 0xff`).
 const NEG_LONG: u8 = 0x0b;
-/// Zero; `INT_ZERO ± n` tags an integer with an `n`-byte magnitude, `1 <= n <= 8`.
+/// Zero; `INT_ZERO +- n` tags an integer with an `n`-byte magnitude, `1 <= n <= 8`.
 const INT_ZERO: u8 = 0x14;
 /// Positive integer whose magnitude needs more than 8 bytes (then a length byte `n`).
 const POS_LONG: u8 = 0x1d;
