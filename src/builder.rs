@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::engine::{Engine, EngineOptions, Storage};
 use crate::expiry::DEFAULT_SWEEP_INTERVAL;
 use crate::kv::Config;
+use crate::watch::DEFAULT_POLL_INTERVAL;
 use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
 
 /// Default time to wait for another process's write lock.
@@ -40,6 +41,7 @@ pub struct KvBuilder {
     group_commit: bool,
     cache_size_bytes: Option<usize>,
     check_integrity: bool,
+    watch_poll_interval: Duration,
 }
 
 impl Default for KvBuilder {
@@ -56,6 +58,7 @@ impl Default for KvBuilder {
             group_commit: true,
             cache_size_bytes: None,
             check_integrity: false,
+            watch_poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -204,6 +207,24 @@ impl KvBuilder {
         self
     }
 
+    /// How often watches check for other processes' commits and for expiring entries
+    /// (default 5 ms). Each check is one short read of the commit sequence, made only while
+    /// a watch exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = valkeyrie::Kv::builder().watch_poll_interval(Duration::from_millis(20));
+    /// let _db = db.open_in_memory()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn watch_poll_interval(mut self, interval: Duration) -> Self {
+        self.watch_poll_interval = interval.max(Duration::from_micros(100));
+        self
+    }
+
     /// Verifies every page checksum when opening (slower open; default off).
     ///
     /// # Examples
@@ -279,6 +300,8 @@ impl KvBuilder {
             codec: self.codec,
             clock: self.clock,
             destroy_on_close: self.destroy_on_close,
+            shared: !in_memory && !self.exclusive,
+            watch_poll_interval: self.watch_poll_interval,
         };
         Kv::start(
             config,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::engine::{Engine, WriteOp, WriteResult};
+use crate::watch::Notifier;
 use crate::{Clock, Error, Result};
 
 /// Most operations in one write transaction (the versionstamp index is 16 bits).
@@ -29,6 +30,7 @@ pub(crate) struct Request {
 /// Starts the committer; it exits when every `Sender` is dropped and the queue is drained.
 pub(crate) fn spawn(
     engine: Arc<Engine>,
+    notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
     group_commit: bool,
     flush_interval: Option<Duration>,
@@ -37,7 +39,16 @@ pub(crate) fn spawn(
     let max_ops = if group_commit { MAX_BATCH_OPS } else { 1 };
     let handle = std::thread::Builder::new()
         .name("valkeyrie-committer".into())
-        .spawn(move || run(&engine, clock.as_ref(), &rx, max_ops, flush_interval))?;
+        .spawn(move || {
+            run(
+                &engine,
+                &notifier,
+                clock.as_ref(),
+                &rx,
+                max_ops,
+                flush_interval,
+            )
+        })?;
     Ok((tx, handle))
 }
 
@@ -45,6 +56,7 @@ pub(crate) fn spawn(
 /// and flushes once `d` has passed with commits unflushed, and before exiting.
 fn run(
     engine: &Engine,
+    notifier: &Notifier,
     clock: &dyn Clock,
     rx: &Receiver<Request>,
     max_ops: usize,
@@ -89,7 +101,11 @@ fn run(
         let durable =
             flush_interval.is_none() || flush_by.is_some_and(|deadline| Instant::now() >= deadline);
         match engine.commit_batch(&ops, clock.now_millis(), durable) {
-            Ok(results) => {
+            Ok((results, committed_seq)) => {
+                if let Some(seq) = committed_seq {
+                    notify(notifier, &ops, &results);
+                    notifier.saw_sequence(seq);
+                }
                 flush_by = match (durable, flush_by, flush_interval) {
                     (true, ..) => None,
                     (false, Some(deadline), _) => Some(deadline),
@@ -117,6 +133,24 @@ fn run(
             }
         }
     }
+}
+
+/// Tells watchers which keys the committed operations touched.
+fn notify(notifier: &Notifier, ops: &[WriteOp], results: &[Result<WriteResult>]) {
+    let mut keys: Vec<&[u8]> = Vec::new();
+    for (op, result) in ops.iter().zip(results) {
+        match (op, result) {
+            (WriteOp::Atomic(p), Ok(WriteResult::Committed(_))) => {
+                keys.extend(p.mutations.iter().map(|m| m.key.as_slice()));
+            }
+            (_, Ok(WriteResult::Cleaned(deleted))) => {
+                keys.extend(deleted.iter().map(Vec::as_slice))
+            }
+            (_, Ok(WriteResult::Cleared)) => return notifier.notify_all(false),
+            _ => {}
+        }
+    }
+    notifier.notify_keys(keys);
 }
 
 fn op_bytes(op: &WriteOp) -> usize {

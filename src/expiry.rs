@@ -69,7 +69,7 @@ pub(crate) fn sweep(commits: &Sender<Request>) -> Result<usize> {
             })
             .map_err(|_| crate::Error::Closed)?;
         let n = match result.recv().map_err(|_| crate::Error::Closed)?? {
-            WriteResult::Cleaned(n) => n,
+            WriteResult::Cleaned(keys) => keys.len(),
             _ => 0,
         };
         total += n;

@@ -16,6 +16,7 @@ use crate::committer::{self, Request};
 use crate::engine::{Engine, WriteOp, WriteResult};
 use crate::expiry::{self, Sweeper};
 use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
+use crate::watch::{Interest, Notifier, Poller, SubState};
 use crate::{
     Clock, Entry, Error, Key, KvBuilder, Limits, ListIter, ListOptions, Result, Selector, Stats,
     Versionstamp,
@@ -55,10 +56,15 @@ pub(crate) struct Config {
     pub(crate) codec: Codec,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) destroy_on_close: bool,
+    /// Other processes may write the file: watchers poll for their commits.
+    pub(crate) shared: bool,
+    /// Pause between the watch poller's checks.
+    pub(crate) watch_poll_interval: Duration,
 }
 
 struct Inner {
     config: Config,
+    notifier: Arc<Notifier>,
     /// `None` once closed.
     running: RwLock<Option<Running>>,
 }
@@ -69,6 +75,8 @@ struct Running {
     commits: Sender<Request>,
     committer: JoinHandle<()>,
     sweeper: Option<Sweeper>,
+    /// Started by the first watch.
+    poller: parking_lot::Mutex<Option<Poller>>,
 }
 
 impl Kv {
@@ -133,8 +141,10 @@ impl Kv {
         sweep_interval: Option<Duration>,
     ) -> Result<Kv> {
         let engine = Arc::new(engine);
+        let notifier = Arc::new(Notifier::default());
         let (commits, committer) = committer::spawn(
             Arc::clone(&engine),
+            Arc::clone(&notifier),
             Arc::clone(&config.clock),
             group_commit,
             flush_interval,
@@ -148,16 +158,20 @@ impl Kv {
             )?),
             None => None,
         };
+        let poller = parking_lot::Mutex::new(None);
         let running = Running {
             engine,
             commits,
             committer,
             sweeper,
+            poller,
         };
+        let running = RwLock::new(Some(running));
         Ok(Kv {
             inner: Arc::new(Inner {
                 config,
-                running: RwLock::new(Some(running)),
+                notifier,
+                running,
             }),
         })
     }
@@ -563,6 +577,27 @@ impl Kv {
         self.engine()?.check_integrity()
     }
 
+    /// Registers a watch subscription, starting the watch poller if needed.
+    pub(crate) fn watch_subscribe(&self, interest: &Interest) -> Result<(u64, Arc<SubState>)> {
+        let running = self.inner.running.read();
+        let running = running.as_ref().ok_or(Error::Closed)?;
+        let mut poller = running.poller.lock();
+        if poller.is_none() {
+            *poller = Some(Poller::spawn(
+                Arc::clone(&running.engine),
+                Arc::clone(&self.inner.notifier),
+                Arc::clone(&self.inner.config.clock),
+                self.inner.config.watch_poll_interval,
+                self.inner.config.shared,
+            )?);
+        }
+        Ok(self.inner.notifier.subscribe(interest))
+    }
+
+    pub(crate) fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
     pub(crate) fn now_millis(&self) -> u64 {
         self.inner.config.clock.now_millis()
     }
@@ -659,13 +694,18 @@ impl Inner {
             commits,
             committer,
             sweeper,
+            poller,
         } = running;
         if let Some(sweeper) = sweeper {
             sweeper.stop();
         }
+        if let Some(poller) = poller.into_inner() {
+            poller.stop();
+        }
         // The committer drains what is queued, then exits when the last sender is gone.
         drop(commits);
         let _ = committer.join();
+        self.notifier.notify_all(true);
         let result = release(engine);
         if let Some(path) = self
             .config

@@ -53,6 +53,7 @@ mod stats;
 mod time;
 mod value;
 mod versionstamp;
+mod watch;
 
 pub use atomic::{AtomicOperation, CheckFailure, CommitOutcome, FailedCheck};
 pub use builder::{DEFAULT_LOCK_TIMEOUT, KvBuilder};
@@ -68,6 +69,7 @@ pub use stats::Stats;
 pub use time::{Clock, ManualClock, SystemClock};
 pub use value::{Codec, KvU64, Value};
 pub use versionstamp::Versionstamp;
+pub use watch::{PrefixWatch, Watch};
 
 /// Test-only hooks (fault injection); not part of the public API.
 #[cfg(feature = "__internal_testing")]

@@ -88,6 +88,13 @@ impl Engine {
         Ok(table.first().map_err(storage)?.map(|(k, _)| k.value().0))
     }
 
+    /// The sequence of the last commit, from any process.
+    pub(crate) fn sequence(&self) -> Result<u64> {
+        let txn = self.begin_read()?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        Ok(meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()))
+    }
+
     /// Entry counts and the commit sequence, from one snapshot.
     pub(crate) fn raw_stats(&self) -> Result<RawStats> {
         let txn = self.begin_read()?;

@@ -33,8 +33,8 @@ pub(crate) enum WriteOp {
 pub(crate) enum WriteResult {
     Committed(Versionstamp),
     CheckFailed(CheckFailure),
-    /// Number of expired entries deleted.
-    Cleaned(usize),
+    /// The encoded keys of the expired entries deleted.
+    Cleaned(Vec<Vec<u8>>),
     Cleared,
 }
 
@@ -52,7 +52,9 @@ type DataTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 type ExpiryTable<'t> = Table<'t, (u64, &'static [u8]), ()>;
 
 impl Engine {
-    /// Applies `ops` in one write transaction at clock reading `now_ms`.
+    /// Applies `ops` in one write transaction at clock reading `now_ms`; returns each
+    /// operation's result and the commit's sequence (`None` if nothing changed, in which case
+    /// the transaction was aborted).
     ///
     /// The outer `Err` means the whole batch failed (nothing of it is committed); an inner
     /// `Err` is that operation's own invalid input (nothing of it was written).
@@ -62,15 +64,15 @@ impl Engine {
         ops: &[WriteOp],
         now_ms: u64,
         durable: bool,
-    ) -> Result<Vec<Result<WriteResult>>> {
+    ) -> Result<(Vec<Result<WriteResult>>, Option<u64>)> {
         let txn = self.begin_write(durable)?;
-        let (results, changed) = apply_all(&txn, ops, now_ms)?;
-        if changed {
+        let (results, committed_seq) = apply_all(&txn, ops, now_ms)?;
+        if committed_seq.is_some() {
             txn.commit().map_err(storage)?;
         } else {
             txn.abort().map_err(storage)?;
         }
-        Ok(results)
+        Ok((results, committed_seq))
     }
 }
 
@@ -78,7 +80,7 @@ fn apply_all(
     txn: &WriteTransaction,
     ops: &[WriteOp],
     now_ms: u64,
-) -> Result<(Vec<Result<WriteResult>>, bool)> {
+) -> Result<(Vec<Result<WriteResult>>, Option<u64>)> {
     let mut data = txn.open_table(DATA).map_err(storage)?;
     let mut expiry = txn.open_table(EXPIRY).map_err(storage)?;
     let mut meta = txn.open_table(META).map_err(storage)?;
@@ -98,9 +100,9 @@ fn apply_all(
                 r
             }
             WriteOp::Cleanup { limit } => {
-                let n = cleanup(&mut data, &mut expiry, *limit, now_ms)?;
-                changed |= n > 0;
-                Ok(WriteResult::Cleaned(n))
+                let deleted = cleanup(&mut data, &mut expiry, *limit, now_ms)?;
+                changed |= !deleted.is_empty();
+                Ok(WriteResult::Cleaned(deleted))
             }
             WriteOp::Clear => {
                 if data.len().map_err(storage)? > 0 {
@@ -113,10 +115,11 @@ fn apply_all(
         };
         results.push(result);
     }
-    if changed {
-        meta.insert(SEQ, seq).map_err(storage)?;
+    if !changed {
+        return Ok((results, None));
     }
-    Ok((results, changed))
+    meta.insert(SEQ, seq).map_err(storage)?;
+    Ok((results, Some(seq)))
 }
 
 /// The live envelope's versionstamp and counter value at `key`, reading the transaction.
@@ -256,13 +259,14 @@ fn not_u64(key: &[u8], kind: &MutationKind, found: Encoding) -> Error {
     }
 }
 
-/// Deletes up to `limit` entries whose expiry instant is at or before `now_ms`.
+/// Deletes up to `limit` entries whose expiry instant is at or before `now_ms`; returns
+/// their keys.
 fn cleanup(
     data: &mut DataTable<'_>,
     expiry: &mut ExpiryTable<'_>,
     limit: usize,
     now_ms: u64,
-) -> Result<usize> {
+) -> Result<Vec<Vec<u8>>> {
     let due: Vec<(u64, Vec<u8>)> = {
         let upper: (u64, &[u8]) = (now_ms.saturating_add(1), &[]);
         let mut due = Vec::new();
@@ -276,16 +280,16 @@ fn cleanup(
         }
         due
     };
-    let mut deleted = 0;
-    for (at, key) in &due {
-        expiry.remove((*at, key.as_slice())).map_err(storage)?;
+    let mut deleted = Vec::new();
+    for (at, key) in due {
+        expiry.remove((at, key.as_slice())).map_err(storage)?;
         let matches = match data.get(key.as_slice()).map_err(storage)? {
-            Some(g) => Envelope::parse(g.value()).is_ok_and(|e| e.expires_at_ms == *at),
+            Some(g) => Envelope::parse(g.value()).is_ok_and(|e| e.expires_at_ms == at),
             None => false,
         };
         if matches {
             data.remove(key.as_slice()).map_err(storage)?;
-            deleted += 1;
+            deleted.push(key);
         }
     }
     Ok(deleted)
