@@ -14,9 +14,11 @@ use serde::de::DeserializeOwned;
 use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
 use crate::committer::{self, Request};
 use crate::engine::{Engine, WriteOp, WriteResult};
-use crate::expiry::{self, Sweeper};
+use crate::expiry::{self, spawn_sweeper};
+use crate::schema::SchemaRegistry;
+use crate::ticker::Ticker;
 use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
-use crate::watch::{Interest, Notifier, Poller, SubState};
+use crate::watch::{Interest, Notifier, SubState, spawn_poller};
 use crate::{
     Clock, Entry, Error, Key, KvBuilder, Limits, ListIter, ListOptions, Result, Selector, Stats,
     Versionstamp,
@@ -60,6 +62,8 @@ pub(crate) struct Config {
     pub(crate) shared: bool,
     /// Pause between the watch poller's checks.
     pub(crate) watch_poll_interval: Duration,
+    /// Schemas that written values must pass.
+    pub(crate) schemas: SchemaRegistry,
 }
 
 struct Inner {
@@ -74,9 +78,9 @@ struct Running {
     engine: Arc<Engine>,
     commits: Sender<Request>,
     committer: JoinHandle<()>,
-    sweeper: Option<Sweeper>,
+    sweeper: Option<Ticker>,
     /// Started by the first watch.
-    poller: parking_lot::Mutex<Option<Poller>>,
+    poller: parking_lot::Mutex<Option<Ticker>>,
 }
 
 impl Kv {
@@ -150,7 +154,7 @@ impl Kv {
             flush_interval,
         )?;
         let sweeper = match sweep_interval {
-            Some(interval) => Some(Sweeper::spawn(
+            Some(interval) => Some(spawn_sweeper(
                 Arc::clone(&engine),
                 commits.clone(),
                 Arc::clone(&config.clock),
@@ -235,6 +239,11 @@ impl Kv {
     #[must_use]
     pub fn codec(&self) -> Codec {
         self.inner.config.codec
+    }
+
+    /// The schemas written values must pass.
+    pub(crate) fn schemas(&self) -> &SchemaRegistry {
+        &self.inner.config.schemas
     }
 
     /// Sets `key` to `value`, clearing any expiry, and returns the commit's versionstamp.
@@ -583,7 +592,7 @@ impl Kv {
         let running = running.as_ref().ok_or(Error::Closed)?;
         let mut poller = running.poller.lock();
         if poller.is_none() {
-            *poller = Some(Poller::spawn(
+            *poller = Some(spawn_poller(
                 Arc::clone(&running.engine),
                 Arc::clone(&self.inner.notifier),
                 Arc::clone(&self.inner.config.clock),

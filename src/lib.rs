@@ -50,6 +50,7 @@ pub mod limits;
 mod list;
 mod schema;
 mod stats;
+mod ticker;
 mod time;
 mod value;
 mod versionstamp;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::{Interest, Subscription, deadline_after};
+use super::{Interest, Snapshots, Subscription, Watcher, earliest};
 use crate::value::{Envelope, decode_payload};
-use crate::{Entry, Error, Key, Kv, Result, Versionstamp};
+use crate::{Entry, Key, Kv, Result, Versionstamp};
 
 /// One snapshot of the watched keys: a slot per key, in the order given.
 type Snapshot<V> = Vec<Option<Entry<V>>>;
@@ -43,42 +43,79 @@ type Snapshot<V> = Vec<Option<Entry<V>>>;
 /// # Ok::<(), valkeyrie::Error>(())
 /// ```
 pub struct Watch<V> {
-    sub: Subscription,
+    inner: Watcher<KeySnapshots<V>>,
+}
+
+/// Reads the watched keys; remembers the versionstamps last delivered.
+struct KeySnapshots<V> {
     keys: Vec<Key>,
     encoded: Vec<Vec<u8>>,
-    /// Versionstamps of the last item yielded; `None` before the first.
-    last: Option<Vec<Option<Versionstamp>>>,
-    /// Fused after the end or an error.
-    done: bool,
+    last: Vec<Option<Versionstamp>>,
     _value: PhantomData<fn() -> V>,
 }
 
 impl<V> fmt::Debug for Watch<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch")
-            .field("keys", &self.keys)
-            .field("done", &self.done)
+            .field("keys", &self.inner.source.keys)
+            .field("done", &self.inner.done)
             .finish()
     }
 }
 
-impl<V: DeserializeOwned> Watch<V> {
-    pub(crate) fn new(kv: Kv, keys: &[Key]) -> Result<Self> {
-        let encoded = keys
-            .iter()
-            .map(|k| kv.limits().encode_read_key(k))
-            .collect::<Result<Vec<_>>>()?;
-        let sub = Subscription::new(kv, &Interest::Keys(encoded.clone()))?;
-        Ok(Watch {
-            sub,
-            keys: keys.to_vec(),
-            encoded,
-            last: None,
-            done: false,
-            _value: PhantomData,
-        })
+impl<V> fmt::Debug for KeySnapshots<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySnapshots")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
+}
 
+impl<V: DeserializeOwned> Snapshots for KeySnapshots<V> {
+    type Item = Snapshot<V>;
+
+    fn read(&mut self, sub: &Subscription, always: bool) -> Result<Option<Snapshot<V>>> {
+        let refs: Vec<&[u8]> = self.encoded.iter().map(Vec::as_slice).collect();
+        let now = sub.kv.now_millis();
+        let raw = sub.kv.engine()?.get_raw(&refs)?;
+        let mut live = Vec::with_capacity(raw.len());
+        for bytes in &raw {
+            live.push(match bytes {
+                Some(b) => Some(Envelope::parse(b)?).filter(|e| e.is_live(now)),
+                None => None,
+            });
+        }
+        sub.set_timer(
+            live.iter()
+                .flatten()
+                .fold(None, |t, e| earliest(t, e.expires_at_ms)),
+        );
+        let stamps: Vec<_> = live.iter().map(|e| e.map(|e| e.versionstamp)).collect();
+        if !always && stamps == self.last {
+            return Ok(None);
+        }
+        let snapshot = self
+            .keys
+            .iter()
+            .zip(live)
+            .map(|(key, env)| {
+                env.map(|e| {
+                    let value = decode_payload(&e)?;
+                    Ok(Entry {
+                        key: key.clone(),
+                        value,
+                        versionstamp: e.versionstamp,
+                    })
+                })
+                .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.last = stamps;
+        Ok(Some(snapshot))
+    }
+}
+
+impl<V: DeserializeOwned> Watch<V> {
     /// Waits at most `timeout` for the next item: `Ok(None)` if nothing changed in time.
     /// The first call returns the current state at once.
     ///
@@ -88,96 +125,10 @@ impl<V: DeserializeOwned> Watch<V> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the database is closed; decode and storage errors.
+    /// [`Error::Closed`](crate::Error::Closed) once the database is closed; decode and
+    /// storage errors.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Snapshot<V>>> {
-        if self.done {
-            return Err(Error::Closed);
-        }
-        let deadline = deadline_after(timeout);
-        let result = self.next_change(deadline);
-        if result.is_err() {
-            self.done = true;
-        }
-        result
-    }
-
-    /// The next item, waiting until `deadline` (`None`: forever).
-    fn next_change(&mut self, deadline: Option<std::time::Instant>) -> Result<Option<Snapshot<V>>> {
-        if self.last.is_none() {
-            return self.read(true);
-        }
-        loop {
-            if !self.sub.wait_until(deadline)? {
-                return Ok(None);
-            }
-            if let Some(snapshot) = self.read(false)? {
-                return Ok(Some(snapshot));
-            }
-        }
-    }
-
-    /// Reads every key in one snapshot; `None` if no versionstamp changed (unless `always`).
-    pub(crate) fn read(&mut self, always: bool) -> Result<Option<Snapshot<V>>> {
-        let kv = &self.sub.kv;
-        let refs: Vec<&[u8]> = self.encoded.iter().map(Vec::as_slice).collect();
-        let now = kv.now_millis();
-        let raw = kv.engine()?.get_raw(&refs)?;
-        let mut stamps = Vec::with_capacity(raw.len());
-        let mut live = Vec::with_capacity(raw.len());
-        let mut earliest_expiry: Option<u64> = None;
-        for bytes in &raw {
-            let env = match bytes {
-                Some(b) => Some(Envelope::parse(b)?).filter(|e| e.is_live(now)),
-                None => None,
-            };
-            if let Some(e) = env.filter(|e| e.expires_at_ms != 0) {
-                earliest_expiry =
-                    Some(earliest_expiry.map_or(e.expires_at_ms, |t| t.min(e.expires_at_ms)));
-            }
-            stamps.push(env.map(|e| e.versionstamp));
-            live.push(env);
-        }
-        self.sub.set_timer(earliest_expiry);
-        if !always && self.last.as_ref() == Some(&stamps) {
-            return Ok(None);
-        }
-        let snapshot = self
-            .keys
-            .iter()
-            .zip(live)
-            .map(|(key, env)| {
-                env.map(|e| {
-                    Ok(Entry {
-                        key: key.clone(),
-                        value: decode_payload(&e)?,
-                        versionstamp: e.versionstamp,
-                    })
-                })
-                .transpose()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.last = Some(stamps);
-        Ok(Some(snapshot))
-    }
-
-    #[cfg(feature = "async")]
-    pub(crate) fn subscription_state(&self) -> &super::SubState {
-        &self.sub.state
-    }
-
-    #[cfg(feature = "async")]
-    pub(crate) fn has_yielded(&self) -> bool {
-        self.last.is_some()
-    }
-
-    #[cfg(feature = "async")]
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
-    #[cfg(feature = "async")]
-    pub(crate) fn finish(&mut self) {
-        self.done = true;
+        self.inner.next_timeout(timeout)
     }
 }
 
@@ -185,24 +136,23 @@ impl<V: DeserializeOwned> Iterator for Watch<V> {
     type Item = Result<Snapshot<V>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_change(None) {
-            Ok(Some(snapshot)) => Some(Ok(snapshot)),
-            Ok(None) | Err(Error::Closed) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.inner.next_item()
     }
 }
 
 impl<V: DeserializeOwned> std::iter::FusedIterator for Watch<V> {}
+
+#[cfg(feature = "async")]
+impl<V: DeserializeOwned> futures_core::Stream for Watch<V> {
+    type Item = Result<Snapshot<V>>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().inner.poll_item(cx.waker())
+    }
+}
 
 impl Kv {
     /// Watches `keys`: see [`Watch`].
@@ -213,9 +163,23 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Closed`], or a storage error
-    /// starting the background poller.
+    /// [`Error::EmptyKey`](crate::Error::EmptyKey),
+    /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge),
+    /// [`Error::Closed`](crate::Error::Closed), or an I/O error starting the poller thread.
     pub fn watch<V: DeserializeOwned>(&self, keys: &[Key]) -> Result<Watch<V>> {
-        Watch::new(self.clone(), keys)
+        let encoded = keys
+            .iter()
+            .map(|k| self.limits().encode_read_key(k))
+            .collect::<Result<Vec<_>>>()?;
+        let interest = Interest::Keys(encoded.clone());
+        let source = KeySnapshots {
+            keys: keys.to_vec(),
+            encoded,
+            last: Vec::new(),
+            _value: PhantomData,
+        };
+        Ok(Watch {
+            inner: Watcher::new(self.clone(), &interest, source)?,
+        })
     }
 }

@@ -5,12 +5,10 @@ mod keys;
 mod notifier;
 mod poller;
 mod prefix;
-#[cfg(feature = "async")]
-mod stream;
 
 pub use keys::Watch;
 pub(crate) use notifier::{Interest, Notifier, SubState, Wake};
-pub(crate) use poller::{DEFAULT_POLL_INTERVAL, Poller};
+pub(crate) use poller::{DEFAULT_POLL_INTERVAL, spawn_poller};
 pub use prefix::PrefixWatch;
 
 use std::sync::Arc;
@@ -18,8 +16,119 @@ use std::time::{Duration, Instant};
 
 use crate::{Kv, Result};
 
-/// The subscription half shared by [`Watch`] and [`PrefixWatch`]: registration, waiting, and
-/// unregistration on drop.
+/// How a kind of watch reads its snapshots.
+trait Snapshots {
+    type Item;
+    /// Reads a snapshot and schedules the subscription's expiry timer; `None` if nothing
+    /// the watch reports changed since the last snapshot read (unless `always`).
+    fn read(&mut self, sub: &Subscription, always: bool) -> Result<Option<Self::Item>>;
+}
+
+/// The machinery shared by [`Watch`] and [`PrefixWatch`]: the first item at once, then
+/// waiting for marks and re-reading until something changed; fused after the end or an
+/// error.
+#[derive(Debug)]
+struct Watcher<S> {
+    sub: Subscription,
+    source: S,
+    yielded: bool,
+    done: bool,
+}
+
+impl<S: Snapshots> Watcher<S> {
+    fn new(kv: Kv, interest: &Interest, source: S) -> Result<Self> {
+        let sub = Subscription::new(kv, interest)?;
+        Ok(Watcher {
+            sub,
+            source,
+            yielded: false,
+            done: false,
+        })
+    }
+
+    fn read(&mut self) -> Result<Option<S::Item>> {
+        let item = self.source.read(&self.sub, !self.yielded)?;
+        self.yielded |= item.is_some();
+        Ok(item)
+    }
+
+    /// The next item, waiting until `deadline` (`None`: forever); `Ok(None)` on timeout.
+    fn next_change(&mut self, deadline: Option<Instant>) -> Result<Option<S::Item>> {
+        if !self.yielded {
+            return self.read();
+        }
+        loop {
+            if !self.sub.wait_until(deadline)? {
+                return Ok(None);
+            }
+            if let Some(item) = self.read()? {
+                return Ok(Some(item));
+            }
+        }
+    }
+
+    fn next_timeout(&mut self, timeout: Duration) -> Result<Option<S::Item>> {
+        if self.done {
+            return Err(crate::Error::Closed);
+        }
+        let result = self.next_change(Instant::now().checked_add(timeout));
+        self.done = result.is_err();
+        result
+    }
+
+    /// `Iterator::next`: `None` once closed.
+    fn next_item(&mut self) -> Option<Result<S::Item>> {
+        if self.done {
+            return None;
+        }
+        match self.next_change(None) {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) | Err(crate::Error::Closed) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// `Stream::poll_next`: like `next_item`, registering `waker` instead of blocking.
+    #[cfg(feature = "async")]
+    fn poll_item(&mut self, waker: &std::task::Waker) -> std::task::Poll<Option<Result<S::Item>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            if self.yielded {
+                match self.sub.state.poll(waker) {
+                    None => return Poll::Pending,
+                    Some(Wake::Closed) => {
+                        self.done = true;
+                        return Poll::Ready(None);
+                    }
+                    Some(Wake::Dirty | Wake::TimedOut) => {}
+                }
+            }
+            match self.read() {
+                Ok(Some(item)) => return Poll::Ready(Some(Ok(item))),
+                Ok(None) => {}
+                Err(crate::Error::Closed) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}
+
+/// A registered subscription; unregistered on drop.
 #[derive(Debug)]
 struct Subscription {
     kv: Kv,
@@ -56,7 +165,11 @@ impl Drop for Subscription {
     }
 }
 
-/// `Some(deadline)` for a timeout, saturating far in the future.
-fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+/// The earlier of two optional expiry instants.
+fn earliest(a: Option<u64>, expires_at_ms: u64) -> Option<u64> {
+    if expires_at_ms == 0 {
+        a
+    } else {
+        Some(a.map_or(expires_at_ms, |t| t.min(expires_at_ms)))
+    }
 }

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::{Interest, Subscription, deadline_after};
+use super::{Interest, Snapshots, Subscription, Watcher, earliest};
 use crate::value::{Envelope, decode_payload};
-use crate::{Entry, Error, Key, Kv, Result, Selector, Versionstamp};
+use crate::{Entry, Key, Kv, Result, Selector, Versionstamp};
 
 /// A stream of snapshots of the entries under a prefix, from [`Kv::watch_prefix`].
 ///
@@ -17,6 +17,7 @@ use crate::{Entry, Error, Key, Kv, Result, Selector, Versionstamp};
 /// afterwards an item comes only when the set of entries or any of their versionstamps
 /// changed (a key under the prefix was set, deleted, counted or expired). Bursts coalesce as
 /// for [`Watch`](crate::Watch); other processes' writes are seen within the poll interval.
+/// With the `async` feature it is also a `futures_core::Stream`.
 ///
 /// # Examples
 ///
@@ -32,39 +33,79 @@ use crate::{Entry, Error, Key, Kv, Result, Selector, Versionstamp};
 /// # Ok::<(), valkeyrie::Error>(())
 /// ```
 pub struct PrefixWatch<V> {
-    sub: Subscription,
+    inner: Watcher<PrefixSnapshots<V>>,
+}
+
+/// Reads the entries under the prefix; remembers the (key, versionstamp) pairs last delivered.
+struct PrefixSnapshots<V> {
     start: Vec<u8>,
     end: Vec<u8>,
     limit: usize,
-    last: Option<Vec<(Vec<u8>, Versionstamp)>>,
-    done: bool,
+    last: Vec<(Vec<u8>, Versionstamp)>,
     _value: PhantomData<fn() -> V>,
 }
 
 impl<V> fmt::Debug for PrefixWatch<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrefixWatch")
-            .field("limit", &self.limit)
-            .field("done", &self.done)
+            .field("limit", &self.inner.source.limit)
+            .field("done", &self.inner.done)
             .finish()
     }
 }
 
-impl<V: DeserializeOwned> PrefixWatch<V> {
-    fn new(kv: Kv, prefix: &Key, limit: usize) -> Result<Self> {
-        let bounds = Selector::prefix(prefix.clone()).bounds(kv.limits())?;
-        let sub = Subscription::new(kv, &Interest::Prefix(bounds.common.clone()))?;
-        Ok(PrefixWatch {
-            sub,
-            start: bounds.start,
-            end: bounds.end,
-            limit,
-            last: None,
-            done: false,
-            _value: PhantomData,
-        })
+impl<V> fmt::Debug for PrefixSnapshots<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrefixSnapshots")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
+}
 
+impl<V: DeserializeOwned> Snapshots for PrefixSnapshots<V> {
+    type Item = Vec<Entry<V>>;
+
+    fn read(&mut self, sub: &Subscription, always: bool) -> Result<Option<Vec<Entry<V>>>> {
+        let now = sub.kv.now_millis();
+        let raw = sub
+            .kv
+            .engine()?
+            .scan(&self.start, &self.end, false, self.limit, now)?;
+        let envelopes = raw
+            .iter()
+            .map(|e| Envelope::parse(&e.value))
+            .collect::<Result<Vec<_>>>()?;
+        sub.set_timer(
+            envelopes
+                .iter()
+                .fold(None, |t, e| earliest(t, e.expires_at_ms)),
+        );
+        let stamps: Vec<_> = raw
+            .iter()
+            .zip(&envelopes)
+            .map(|(r, e)| (r.key.clone(), e.versionstamp))
+            .collect();
+        if !always && stamps == self.last {
+            return Ok(None);
+        }
+        let entries = raw
+            .iter()
+            .zip(&envelopes)
+            .map(|(r, e)| {
+                let (key, value) = (Key::decode(&r.key)?, decode_payload(e)?);
+                Ok(Entry {
+                    key,
+                    value,
+                    versionstamp: e.versionstamp,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.last = stamps;
+        Ok(Some(entries))
+    }
+}
+
+impl<V: DeserializeOwned> PrefixWatch<V> {
     /// Waits at most `timeout` for the next item: `Ok(None)` if nothing changed in time.
     ///
     /// # Examples
@@ -73,65 +114,10 @@ impl<V: DeserializeOwned> PrefixWatch<V> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the database is closed; decode and storage errors.
+    /// [`Error::Closed`](crate::Error::Closed) once the database is closed; decode and
+    /// storage errors.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Vec<Entry<V>>>> {
-        if self.done {
-            return Err(Error::Closed);
-        }
-        let result = self.next_change(deadline_after(timeout));
-        if result.is_err() {
-            self.done = true;
-        }
-        result
-    }
-
-    fn next_change(&mut self, deadline: Option<Instant>) -> Result<Option<Vec<Entry<V>>>> {
-        if self.last.is_none() {
-            return self.read(true);
-        }
-        loop {
-            if !self.sub.wait_until(deadline)? {
-                return Ok(None);
-            }
-            if let Some(snapshot) = self.read(false)? {
-                return Ok(Some(snapshot));
-            }
-        }
-    }
-
-    fn read(&mut self, always: bool) -> Result<Option<Vec<Entry<V>>>> {
-        let kv = &self.sub.kv;
-        let now = kv.now_millis();
-        let raw = kv
-            .engine()?
-            .scan(&self.start, &self.end, false, self.limit, now)?;
-        let mut stamps = Vec::with_capacity(raw.len());
-        let mut earliest_expiry: Option<u64> = None;
-        for entry in &raw {
-            let env = Envelope::parse(&entry.value)?;
-            if env.expires_at_ms != 0 {
-                earliest_expiry =
-                    Some(earliest_expiry.map_or(env.expires_at_ms, |t| t.min(env.expires_at_ms)));
-            }
-            stamps.push((entry.key.clone(), env.versionstamp));
-        }
-        self.sub.set_timer(earliest_expiry);
-        if !always && self.last.as_ref() == Some(&stamps) {
-            return Ok(None);
-        }
-        let entries = raw
-            .iter()
-            .map(|e| {
-                let env = Envelope::parse(&e.value)?;
-                Ok(Entry {
-                    key: Key::decode(&e.key)?,
-                    value: decode_payload(&env)?,
-                    versionstamp: env.versionstamp,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.last = Some(stamps);
-        Ok(Some(entries))
+        self.inner.next_timeout(timeout)
     }
 }
 
@@ -139,24 +125,23 @@ impl<V: DeserializeOwned> Iterator for PrefixWatch<V> {
     type Item = Result<Vec<Entry<V>>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_change(None) {
-            Ok(Some(snapshot)) => Some(Ok(snapshot)),
-            Ok(None) | Err(Error::Closed) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.inner.next_item()
     }
 }
 
 impl<V: DeserializeOwned> std::iter::FusedIterator for PrefixWatch<V> {}
+
+#[cfg(feature = "async")]
+impl<V: DeserializeOwned> futures_core::Stream for PrefixWatch<V> {
+    type Item = Result<Vec<Entry<V>>>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().inner.poll_item(cx.waker())
+    }
+}
 
 impl Kv {
     /// Watches every key under `prefix` (not `prefix` itself): see [`PrefixWatch`]. Each item
@@ -168,12 +153,24 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::KeyTooLarge`], [`Error::Closed`], or a storage error.
+    /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge),
+    /// [`Error::Closed`](crate::Error::Closed), or an I/O error starting the poller thread.
     pub fn watch_prefix<V: DeserializeOwned>(
         &self,
         prefix: &Key,
         limit: usize,
     ) -> Result<PrefixWatch<V>> {
-        PrefixWatch::new(self.clone(), prefix, limit)
+        let bounds = Selector::prefix(prefix.clone()).bounds(self.limits())?;
+        let interest = Interest::Prefix(bounds.common);
+        let source = PrefixSnapshots {
+            start: bounds.start,
+            end: bounds.end,
+            limit,
+            last: Vec::new(),
+            _value: PhantomData,
+        };
+        Ok(PrefixWatch {
+            inner: Watcher::new(self.clone(), &interest, source)?,
+        })
     }
 }
