@@ -15,7 +15,6 @@ use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
 use crate::committer::{self, Request};
 use crate::engine::{Engine, WriteOp, WriteResult};
 use crate::expiry::{self, spawn_sweeper};
-use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
 use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
 use crate::watch::{Interest, Notifier, SubState, spawn_poller};
@@ -62,8 +61,6 @@ pub(crate) struct Config {
     pub(crate) shared: bool,
     /// Pause between the watch poller's checks.
     pub(crate) watch_poll_interval: Duration,
-    /// Schemas that written values must pass.
-    pub(crate) schemas: SchemaRegistry,
 }
 
 struct Inner {
@@ -239,11 +236,6 @@ impl Kv {
     #[must_use]
     pub fn codec(&self) -> Codec {
         self.inner.config.codec
-    }
-
-    /// The schemas written values must pass.
-    pub(crate) fn schemas(&self) -> &SchemaRegistry {
-        &self.inner.config.schemas
     }
 
     /// Sets `key` to `value`, clearing any expiry, and returns the commit's versionstamp.
