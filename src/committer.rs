@@ -17,8 +17,9 @@ const MAX_BATCH_OPS: usize = 1024;
 /// Stop adding operations once a batch carries this many payload bytes.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
-/// Most yields after answering a batch (see `run`).
-const MAX_YIELDS: usize = 8;
+/// Most yields after answering a batch while waiting for the answered writers to queue their
+/// next operation (see `run`). Measured: with 8 writers the mean batch grows from 4.5 to 6.7.
+const MAX_YIELDS: usize = 64;
 
 /// A queued write and where to send its result.
 #[derive(Debug)]
@@ -117,9 +118,10 @@ fn run(
                 }
                 // Let the writers just answered queue their next operation, so they join
                 // the next batch instead of forming a cohort that alternates with the
-                // writers already queued. Yields, not a timer: a lone writer loses ~1 us.
+                // writers already queued. Bounded yields, not a timer: they end as soon as
+                // the answered writers are back, and cost microseconds when they never come.
                 let queued = rx.len();
-                for _ in 0..answered.min(MAX_YIELDS) {
+                for _ in 0..MAX_YIELDS {
                     if rx.len() >= queued + answered {
                         break;
                     }
