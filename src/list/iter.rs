@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
@@ -10,6 +11,7 @@ use super::ListOptions;
 use super::cursor::{apply_cursor, encode_cursor};
 use super::selector::{Bounds, Selector};
 use crate::engine::RawEntry;
+use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result};
 
 /// An iterator over the entries a [`Selector`] covers, in key order (or reversed).
@@ -49,6 +51,8 @@ pub struct ListIter<V> {
     /// Fused.
     done: bool,
     last_key: Option<Vec<u8>>,
+    /// Expiry instant of the last yielded entry (0: never).
+    last_expires_at_ms: u64,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -86,6 +90,7 @@ impl<V: DeserializeOwned> ListIter<V> {
             exhausted: false,
             done: false,
             last_key: None,
+            last_expires_at_ms: 0,
             _value: PhantomData,
         })
     }
@@ -102,6 +107,28 @@ impl<V: DeserializeOwned> ListIter<V> {
         self.last_key
             .as_ref()
             .map(|k| encode_cursor(&self.selector_bounds, k))
+    }
+
+    /// When the entry last yielded expires (`None`: it never expires, or nothing was yielded
+    /// yet). Read in the same snapshot as the entry; used by dumps that keep expiry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use valkeyrie::{key, Kv, ListOptions, Selector};
+    /// let db = Kv::open_in_memory()?;
+    /// db.set_expiring(&key!["t", 1], &1, Duration::from_secs(60))?;
+    /// let mut it = db.list::<i32>(Selector::prefix(key!["t"]), ListOptions::default())?;
+    /// assert!(it.last_expires_at().is_none());
+    /// it.next().unwrap()?;
+    /// assert!(it.last_expires_at().unwrap() > SystemTime::now());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn last_expires_at(&self) -> Option<SystemTime> {
+        (self.last_expires_at_ms != 0)
+            .then(|| UNIX_EPOCH + Duration::from_millis(self.last_expires_at_ms))
     }
 
     fn fill(&mut self) -> Result<()> {
@@ -140,6 +167,7 @@ impl<V: DeserializeOwned> ListIter<V> {
         };
         let key = Key::decode(&raw.key)?;
         let entry = crate::kv::decode_entry(key, &raw.value)?;
+        self.last_expires_at_ms = Envelope::parse(&raw.value)?.expires_at_ms;
         self.last_key = Some(raw.key);
         if let Some(r) = &mut self.remaining {
             *r -= 1;
