@@ -4,9 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+
 use crate::engine::{Engine, EngineOptions, Storage};
 use crate::expiry::DEFAULT_SWEEP_INTERVAL;
 use crate::kv::Config;
+use crate::schema::{Issue, Pattern, SchemaRegistry};
 use crate::watch::DEFAULT_POLL_INTERVAL;
 use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
 
@@ -42,6 +45,7 @@ pub struct KvBuilder {
     cache_size_bytes: Option<usize>,
     check_integrity: bool,
     watch_poll_interval: Duration,
+    schemas: SchemaRegistry,
 }
 
 impl Default for KvBuilder {
@@ -59,6 +63,7 @@ impl Default for KvBuilder {
             cache_size_bytes: None,
             check_integrity: false,
             watch_poll_interval: DEFAULT_POLL_INTERVAL,
+            schemas: SchemaRegistry::default(),
         }
     }
 }
@@ -76,6 +81,89 @@ impl KvBuilder {
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
+    }
+
+    /// Registers a schema: every value written to a key matching `pattern` must decode as a
+    /// `T` and pass `validator`, or the write fails with
+    /// [`Error::Validation`](crate::Error::Validation) and nothing of it (or of its atomic
+    /// operation) is stored.
+    ///
+    /// The check applies to `set`, `set_expiring`, `set_bytes`, atomic `set` and
+    /// `set_expiring`, and [`Kv::import`]; it runs on the encoded value, so it checks exactly
+    /// what will be stored. `delete`, `sum`, `min` and `max` are not checked. An exact
+    /// pattern (no `_`) wins over wildcard patterns; among wildcard patterns matching a key,
+    /// the first registered wins. Keys that match no pattern are not checked. Registering
+    /// the same pattern twice makes `open` fail with
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, pattern, Error, Issue, Kv};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct User { name: String }
+    ///
+    /// let db = Kv::builder()
+    ///     .schema::<User>(pattern!["users", _], |u: &User| {
+    ///         if u.name.is_empty() {
+    ///             Err(vec![Issue::new("name is empty").at("name")])
+    ///         } else {
+    ///             Ok(())
+    ///         }
+    ///     })
+    ///     .open_in_memory()?;
+    /// db.set(&key!["users", 1], &User { name: "Ada".into() })?;
+    /// let err = db.set(&key!["users", 2], &User { name: String::new() }).unwrap_err();
+    /// assert!(matches!(err, Error::Validation { .. }));
+    /// assert!(err.to_string().contains("name is empty"));
+    /// assert!(db.set(&key!["users", 3], "not a user").is_err());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn schema<T: DeserializeOwned + 'static>(
+        mut self,
+        pattern: Pattern,
+        validator: impl Fn(&T) -> std::result::Result<(), Vec<Issue>> + Send + Sync + 'static,
+    ) -> Self {
+        self.schemas.register(pattern, validator);
+        self
+    }
+
+    /// Registers a schema checked by `garde` (feature `garde`): values written to keys
+    /// matching `pattern` must decode as a `T` and pass `T::validate`. Each error of
+    /// garde's report becomes an [`Issue`] with its path split into segments. Otherwise as
+    /// [`KvBuilder::schema`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use garde::Validate;
+    /// use valkeyrie::{key, pattern, Error, Kv};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Validate)]
+    /// struct User {
+    ///     #[garde(length(min = 1))]
+    ///     name: String,
+    /// }
+    ///
+    /// let db = Kv::builder().schema_garde::<User>(pattern!["users", _]).open_in_memory()?;
+    /// let err = db.set(&key!["users", 1], &User { name: String::new() }).unwrap_err();
+    /// let Error::Validation { issues, .. } = err else { panic!("{err}") };
+    /// assert_eq!(issues[0].path, ["name"]);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[cfg(feature = "garde")]
+    #[must_use]
+    pub fn schema_garde<T>(self, pattern: Pattern) -> Self
+    where
+        T: garde::Validate + DeserializeOwned + 'static,
+        T::Context: Default,
+    {
+        self.schema::<T>(pattern, |value: &T| {
+            value
+                .validate()
+                .map_err(|report| crate::schema::report_to_issues(&report))
+        })
     }
 
     /// The limits to enforce (default [`Limits::default`], Deno KV's).
@@ -276,6 +364,10 @@ impl KvBuilder {
     }
 
     fn start(self, storage: Storage, path: Option<std::path::PathBuf>) -> Result<Kv> {
+        self.schemas.check_duplicates()?;
+        if let Codec::Custom(codec) = self.codec {
+            crate::register_codec(codec)?;
+        }
         let in_memory = path.is_none();
         let engine = Engine::open(EngineOptions {
             storage,
@@ -302,6 +394,7 @@ impl KvBuilder {
             destroy_on_close: self.destroy_on_close,
             shared: !in_memory && !self.exclusive,
             watch_poll_interval: self.watch_poll_interval,
+            schemas: self.schemas,
         };
         Kv::start(
             config,

@@ -147,6 +147,14 @@ pub enum Error {
         /// Highest version this build supports.
         supported: u64,
     },
+    /// The file is not a valkeyrie database: not a redb file at all, or a redb database that
+    /// holds other tables. The failed open did not modify it.
+    #[error("not a valkeyrie database: {0}")]
+    NotADatabase(String),
+    /// The database file is damaged (for example truncated) in a way crash recovery does not
+    /// repair. The failed open did not modify it.
+    #[error("the database file is damaged: {0}")]
+    Corrupted(String),
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -156,6 +164,9 @@ pub enum Error {
 }
 
 fn fmt_issues(issues: &[Issue]) -> String {
+    if issues.is_empty() {
+        return "the validator reported no issues".to_owned();
+    }
     issues
         .iter()
         .map(ToString::to_string)

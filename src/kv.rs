@@ -15,6 +15,7 @@ use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
 use crate::committer::{self, Request};
 use crate::engine::{Engine, WriteOp, WriteResult};
 use crate::expiry::{self, spawn_sweeper};
+use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
 use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
 use crate::watch::{Interest, Notifier, SubState, spawn_poller};
@@ -61,6 +62,8 @@ pub(crate) struct Config {
     pub(crate) shared: bool,
     /// Pause between the watch poller's checks.
     pub(crate) watch_poll_interval: Duration,
+    /// Schemas that written values must pass.
+    pub(crate) schemas: SchemaRegistry,
 }
 
 struct Inner {
@@ -98,9 +101,13 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::AlreadyOpen`] if another process opened the file exclusively,
-    /// [`Error::UnsupportedFormat`] for a file from a newer version, [`Error::Io`] or
-    /// [`Error::Storage`] if the file cannot be opened or is not a database.
+    /// [`Error::AlreadyOpen`] if another process opened the file exclusively;
+    /// [`Error::UnsupportedFormat`] for a file from a newer version; [`Error::NotADatabase`]
+    /// for a file that is not a valkeyrie database (including another program's redb
+    /// database); [`Error::Corrupted`] for a damaged (for example truncated) file;
+    /// [`Error::Io`] if the file cannot be opened for reading and writing (a read-only file:
+    /// kind `PermissionDenied`); [`Error::Storage`] for other storage failures. In each of
+    /// these refusals the file is left unchanged.
     pub fn open(path: impl AsRef<Path>) -> Result<Kv> {
         Kv::builder().open(path)
     }
@@ -236,6 +243,11 @@ impl Kv {
     #[must_use]
     pub fn codec(&self) -> Codec {
         self.inner.config.codec
+    }
+
+    /// The schemas written values must pass.
+    pub(crate) fn schemas(&self) -> &SchemaRegistry {
+        &self.inner.config.schemas
     }
 
     /// Sets `key` to `value`, clearing any expiry, and returns the commit's versionstamp.
@@ -632,11 +644,19 @@ impl Kv {
 
     /// Queues one write and waits for its result.
     fn submit(&self, op: WriteOp) -> Result<WriteResult> {
+        self.submit_async(op)?.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Queues one write without waiting; the receiver yields its result.
+    pub(crate) fn submit_async(
+        &self,
+        op: WriteOp,
+    ) -> Result<crossbeam_channel::Receiver<Result<WriteResult>>> {
         let (reply, result) = crossbeam_channel::bounded(1);
         self.commits()?
             .send(Request { op, reply })
             .map_err(|_| Error::Closed)?;
-        result.recv().map_err(|_| Error::Closed)?
+        Ok(result)
     }
 
     pub(crate) fn commit_prepared(&self, prepared: Prepared) -> Result<CommitOutcome> {

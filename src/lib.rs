@@ -30,6 +30,9 @@
 //!
 //! - `msgpack` (default): the MessagePack codec (always readable; this selects nothing).
 //! - `json`: [`Codec::Json`].
+//! - `cbor`: `Codec::Cbor`, the CBOR codec (`ciborium`).
+//! - `bson`: `Codec::Bson`, the BSON codec (`bson`).
+//! - `garde`: `KvBuilder::schema_garde`, schemas from `garde::Validate` types.
 //! - `__internal_testing`: hooks for the crate's own fault-injection tests; not public API.
 //!
 //! The design (key encoding, value envelope, tables, versionstamps, atomics, expiry,
@@ -44,6 +47,7 @@ mod engine;
 mod entry;
 mod error;
 mod expiry;
+mod import;
 mod key;
 mod kv;
 pub mod limits;
@@ -61,14 +65,17 @@ pub use builder::{DEFAULT_LOCK_TIMEOUT, KvBuilder};
 pub use durability::Durability;
 pub use entry::Entry;
 pub use error::{Error, Result};
+pub use import::{ImportOptions, ImportReport, OnError};
 pub use key::{Key, KeyDecodeError, KeyPart};
 pub use kv::Kv;
 pub use limits::Limits;
 pub use list::{ListIter, ListOptions, Selector};
-pub use schema::Issue;
+pub use schema::{Issue, Pattern, PatternPart};
 pub use stats::Stats;
 pub use time::{Clock, ManualClock, SystemClock};
-pub use value::{Codec, KvU64, Value};
+pub use value::{
+    Codec, CodecError, KvU64, Value, ValueCodec, check_value_codec, register_codec,
+};
 pub use versionstamp::Versionstamp;
 pub use watch::{PrefixWatch, Watch};
 

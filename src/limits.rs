@@ -18,6 +18,9 @@ pub const MAX_TOTAL_MUTATION_SIZE_BYTES: usize = 800 * 1024;
 pub const DEFAULT_LIST_BATCH_SIZE: usize = 500;
 /// Largest list batch size; larger requests are clamped to it.
 pub const MAX_LIST_BATCH_SIZE: usize = 1000;
+/// Default number of items `Kv::import` commits per atomic batch (clamped to
+/// [`MAX_MUTATIONS`]; a batch also ends early to stay within the size totals).
+pub const DEFAULT_IMPORT_BATCH_SIZE: usize = 1000;
 
 /// The limits a database enforces; every field defaults to the constant of the same meaning.
 ///

@@ -258,27 +258,10 @@ impl AtomicOperation {
         enc: crate::value::Encoded,
         expire_in: Option<Duration>,
     ) -> Self {
-        let Some(key) = self.encode_key(key) else {
-            return self;
-        };
-        let expire_in_ms = match expire_in.map(|d| u64::try_from(d.as_millis())) {
-            None => None,
-            Some(Ok(ms)) => Some(ms),
-            Some(Err(_)) => {
-                self.remember(Error::ExpiryOutOfRange {
-                    expire_in: expire_in.unwrap_or_default(),
-                });
-                return self;
-            }
-        };
-        self.mutations.push(Mutation {
-            key,
-            kind: MutationKind::Set {
-                encoding: enc.encoding,
-                payload: enc.payload,
-                expire_in_ms,
-            },
-        });
+        match prepare_set(&self.kv, key, enc, expire_in) {
+            Ok(mutation) => self.mutations.push(mutation),
+            Err(e) => self.remember(e),
+        }
         self
     }
 
@@ -304,6 +287,31 @@ impl AtomicOperation {
             self.error = Some(err);
         }
     }
+}
+
+/// Validates a `set` of an encoded value (key, schema, expiry) and turns it into a mutation.
+pub(crate) fn prepare_set(
+    kv: &Kv,
+    key: &Key,
+    enc: crate::value::Encoded,
+    expire_in: Option<Duration>,
+) -> Result<Mutation> {
+    let encoded_key = kv.limits().encode_write_key(key)?;
+    kv.schemas().validate(key, &enc)?;
+    let expire_in_ms = match expire_in {
+        None => None,
+        Some(d) => Some(
+            u64::try_from(d.as_millis()).map_err(|_| Error::ExpiryOutOfRange { expire_in: d })?,
+        ),
+    };
+    Ok(Mutation {
+        key: encoded_key,
+        kind: MutationKind::Set {
+            encoding: enc.encoding,
+            payload: enc.payload,
+            expire_in_ms,
+        },
+    })
 }
 
 /// Checks the per-operation size totals: keys of mutations carrying a value (set, sum, min,

@@ -185,6 +185,13 @@ fn apply_atomic(
             MutationKind::Delete => NewState::Deleted,
             counter => {
                 let cur = match states.get(m.key.as_slice()) {
+                    // Set earlier in this operation with an expiry already due (`expire_in`
+                    // of zero): invisible, like any expired entry.
+                    Some(NewState::Put { expires_at_ms, .. })
+                        if *expires_at_ms != 0 && *expires_at_ms <= now_ms =>
+                    {
+                        None
+                    }
                     Some(NewState::Put {
                         encoding: Encoding::U64,
                         payload,

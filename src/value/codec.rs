@@ -1,16 +1,33 @@
 //! Codecs: how serde values become payload bytes, and back.
 
 use std::cell::Cell;
+use std::fmt;
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 
+#[cfg(feature = "json")]
+use super::Value;
 use super::envelope::{Encoding, Envelope};
 use super::probe::as_kv_u64;
+use super::ser::to_value;
+use super::value_codec::{ValueCodec, registered};
 use crate::{Error, Result};
 
-/// The serializer a database uses to write values. Every stored value records its encoding,
+/// The codec a database writes new values with. Every stored value records its encoding,
 /// so values written with another codec stay readable.
+///
+/// Every built-in encoding whose feature is enabled is always readable (JSON even without
+/// the `json` feature); a value in an encoding this build lacks is an [`Error::Decode`] that
+/// names it. A top-level [`KvU64`](crate::KvU64) is stored natively whatever the codec.
+///
+/// | Codec | Feature | Notes |
+/// |---|---|---|
+/// | `MessagePack` | `msgpack` (default) | `rmp-serde`, structs as maps; the default |
+/// | `Json` | `json` | `serde_json`; rejects NaN and infinite floats |
+/// | `Cbor` | `cbor` | `ciborium` |
+/// | `Bson` | `bson` | `bson`; a value is stored as the document `{"v": value}`; no `u64` above `i64::MAX`, no `i128`, string map keys only |
+/// | `Custom` | | your [`ValueCodec`] |
 ///
 /// # Examples
 ///
@@ -19,17 +36,80 @@ use crate::{Error, Result};
 /// let _db = Kv::builder().codec(Codec::MessagePack).open_in_memory()?;
 /// # Ok::<(), valkeyrie::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default)]
 #[non_exhaustive]
 pub enum Codec {
     /// MessagePack via `rmp-serde`, structs as maps (self-describing). The default.
     #[default]
     MessagePack,
-    /// JSON via `serde_json` (feature `json`). Cannot store non-finite floats or raw bytes
-    /// losslessly.
+    /// JSON via `serde_json` (feature `json`). Rejects non-finite floats; bytes are stored
+    /// as arrays of numbers.
     #[cfg(feature = "json")]
     Json,
+    /// CBOR via `ciborium` (feature `cbor`).
+    #[cfg(feature = "cbor")]
+    Cbor,
+    /// BSON via `bson` (feature `bson`). BSON stores only documents at the top level, so a
+    /// value is stored as `{"v": value}`. It has no unsigned or 128-bit integers: a `u64`
+    /// above `i64::MAX` or any `i128` fails to encode; map keys must be strings.
+    #[cfg(feature = "bson")]
+    Bson,
+    /// A custom codec (see [`ValueCodec`] for the contract). Its values are stored with its
+    /// id as encoding tag; opening a handle registers it for the whole process.
+    Custom(&'static dyn ValueCodec),
 }
+
+impl Codec {
+    /// The codec's name, for messages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(valkeyrie::Codec::MessagePack.name(), "MessagePack");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            Codec::Custom(c) => c.name(),
+            other => other.encoding().name(),
+        }
+    }
+
+    /// The encoding tag of the values this codec writes.
+    pub(crate) fn encoding(&self) -> Encoding {
+        match self {
+            Codec::MessagePack => Encoding::MessagePack,
+            #[cfg(feature = "json")]
+            Codec::Json => Encoding::Json,
+            #[cfg(feature = "cbor")]
+            Codec::Cbor => Encoding::Cbor,
+            #[cfg(feature = "bson")]
+            Codec::Bson => Encoding::Bson,
+            Codec::Custom(c) => Encoding::Custom(c.id()),
+        }
+    }
+}
+
+impl fmt::Debug for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Codec::Custom(c) => write!(f, "Custom({:?}, id {})", c.name(), c.id()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl PartialEq for Codec {
+    /// Built-in codecs are equal by variant, custom ones by id and name.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Codec::Custom(a), Codec::Custom(b)) => a.id() == b.id() && a.name() == b.name(),
+            _ => self.encoding() == other.encoding(),
+        }
+    }
+}
+
+impl Eq for Codec {}
 
 /// A value ready to store.
 #[derive(Debug)]
@@ -46,20 +126,75 @@ pub(crate) fn encode_value<V: Serialize + ?Sized>(codec: Codec, value: &V) -> Re
             payload: n.to_le_bytes().to_vec(),
         });
     }
-    match codec {
-        Codec::MessagePack => rmp_serde::to_vec_named(value)
-            .map(|payload| Encoded {
-                encoding: Encoding::MessagePack,
-                payload,
-            })
-            .map_err(|e| Error::Encode(format!("MessagePack: {e}"))),
+    let payload = match codec {
+        Codec::MessagePack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
         #[cfg(feature = "json")]
-        Codec::Json => serde_json::to_vec(value)
-            .map(|payload| Encoded {
-                encoding: Encoding::Json,
-                payload,
-            })
-            .map_err(|e| Error::Encode(format!("JSON: {e}"))),
+        Codec::Json => encode_json(value),
+        #[cfg(feature = "cbor")]
+        Codec::Cbor => {
+            let mut out = Vec::new();
+            with_wide_ints(|| ciborium::into_writer(value, &mut out))
+                .map(|()| out)
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(feature = "bson")]
+        Codec::Bson => super::bson_codec::encode(value).map_err(|e| e.to_string()),
+        Codec::Custom(c) => to_value(value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| c.encode(&v).map_err(|e| e.to_string())),
+    };
+    payload
+        .map(|payload| Encoded {
+            encoding: codec.encoding(),
+            payload,
+        })
+        .map_err(|e| Error::Encode(format!("{}: {e}", codec.name())))
+}
+
+/// JSON, refusing what JSON readers cannot read back exactly: the non-finite floats
+/// `serde_json` would silently write as `null`, and integers beyond 64 bits (which read back
+/// as floats when read as `Value`).
+#[cfg(feature = "json")]
+fn encode_json<V: Serialize + ?Sized>(value: &V) -> std::result::Result<Vec<u8>, String> {
+    let dynamic = to_value(value).map_err(|e| e.to_string())?;
+    if let Some(path) = not_json(&dynamic, &mut Vec::new()) {
+        return Err(format!(
+            "JSON cannot store NaN, infinite floats or integers beyond 64 bits (found one at \
+             {})",
+            if path.is_empty() {
+                "the top level".to_owned()
+            } else {
+                path.join(".")
+            }
+        ));
+    }
+    serde_json::to_vec(value).map_err(|e| e.to_string())
+}
+
+/// The path to the first NaN, infinite float or integer beyond 64 bits in `value`.
+#[cfg(feature = "json")]
+fn not_json(value: &Value, path: &mut Vec<String>) -> Option<Vec<String>> {
+    match value {
+        Value::Float(f) if !f.is_finite() => Some(path.clone()),
+        Value::Int(i) if i64::try_from(*i).is_err() && u64::try_from(*i).is_err() => {
+            Some(path.clone())
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            path.push(i.to_string());
+            let found = not_json(item, path);
+            path.pop();
+            found
+        }),
+        Value::Map(entries) => entries.iter().find_map(|(k, v)| {
+            path.push(match k {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            });
+            let found = not_json(k, path).or_else(|| not_json(v, path));
+            path.pop();
+            found
+        }),
+        _ => None,
     }
 }
 
@@ -69,6 +204,27 @@ thread_local! {
     static TOP_LEVEL_KVU64: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    /// Set while encoding with a codec that stores integers beyond 64 bits as integers
+    /// (CBOR, and conversion into `Value`), so `Value::Int` may serialize them. Other codecs
+    /// reject them instead of storing something that reads back as another type (MessagePack
+    /// would write 16 raw bytes). Invariant: false outside `with_wide_ints`.
+    static WIDE_INTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with `Value::Int` allowed to serialize integers beyond 64 bits.
+pub(crate) fn with_wide_ints<R>(f: impl FnOnce() -> R) -> R {
+    let before = WIDE_INTS.with(|w| w.replace(true));
+    let out = f();
+    WIDE_INTS.with(|w| w.set(before));
+    out
+}
+
+/// Whether `Value::Int` may serialize an integer beyond 64 bits now.
+pub(crate) fn wide_ints_allowed() -> bool {
+    WIDE_INTS.with(Cell::get)
+}
+
 /// Whether the integer now being visited is a top-level native `KvU64`; clears the flag.
 pub(crate) fn take_top_level_kv_u64() -> bool {
     TOP_LEVEL_KVU64.with(|f| f.replace(false))
@@ -76,7 +232,7 @@ pub(crate) fn take_top_level_kv_u64() -> bool {
 
 /// Decodes a stored payload into `V`, whatever encoding wrote it.
 pub(crate) fn decode_payload<V: DeserializeOwned>(env: &Envelope<'_>) -> Result<V> {
-    let fail = |e: &dyn std::fmt::Display| {
+    let fail = |e: &dyn fmt::Display| {
         Error::Decode(format!(
             "a {} value cannot be read as {}: {e}",
             env.encoding.name(),
@@ -86,6 +242,14 @@ pub(crate) fn decode_payload<V: DeserializeOwned>(env: &Envelope<'_>) -> Result<
     match env.encoding {
         Encoding::MessagePack => rmp_serde::from_slice(env.payload).map_err(|e| fail(&e)),
         Encoding::Json => serde_json::from_slice(env.payload).map_err(|e| fail(&e)),
+        #[cfg(feature = "cbor")]
+        Encoding::Cbor => ciborium::from_reader(env.payload).map_err(|e| fail(&e)),
+        #[cfg(not(feature = "cbor"))]
+        Encoding::Cbor => Err(missing_feature("CBOR", "cbor")),
+        #[cfg(feature = "bson")]
+        Encoding::Bson => super::bson_codec::decode(env.payload).map_err(|e| fail(&e)),
+        #[cfg(not(feature = "bson"))]
+        Encoding::Bson => Err(missing_feature("BSON", "bson")),
         Encoding::U64 => {
             let n = env
                 .as_u64()
@@ -102,5 +266,91 @@ pub(crate) fn decode_payload<V: DeserializeOwned>(env: &Envelope<'_>) -> Result<
                 serde::de::value::BytesDeserializer::new(env.payload);
             V::deserialize(de).map_err(|e| fail(&e))
         }
+        Encoding::Custom(id) => {
+            let codec = registered(id).ok_or_else(|| {
+                Error::Decode(format!(
+                    "the value was written by the custom codec with id {id}, which is not \
+                     registered in this process; open a handle with `Codec::Custom` for it or \
+                     call `register_codec`"
+                ))
+            })?;
+            let value = codec.decode(env.payload).map_err(|e| {
+                Error::Decode(format!("custom codec {:?} (id {id}): {e}", codec.name()))
+            })?;
+            V::deserialize(value).map_err(|e| {
+                Error::Decode(format!(
+                    "a custom codec {:?} value cannot be read as {}: {e}",
+                    codec.name(),
+                    std::any::type_name::<V>()
+                ))
+            })
+        }
+    }
+}
+
+/// The error for a value whose built-in encoding is compiled out.
+#[cfg(any(not(feature = "cbor"), not(feature = "bson")))]
+fn missing_feature(encoding: &str, feature: &str) -> Error {
+    Error::Decode(format!(
+        "the value was written with {encoding}, which this build cannot read; enable the \
+         `{feature}` feature of valkeyrie"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Value, Versionstamp};
+
+    fn envelope(encoding: Encoding, payload: &[u8]) -> Envelope<'_> {
+        Envelope {
+            encoding,
+            versionstamp: Versionstamp::default(),
+            expires_at_ms: 0,
+            payload,
+        }
+    }
+
+    #[test]
+    fn an_unregistered_custom_codec_is_a_decode_error_naming_its_id() {
+        let err = decode_payload::<Value>(&envelope(Encoding::Custom(251), b"x")).unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.contains("id 251") && m.contains("register")),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "cbor"))]
+    #[test]
+    fn a_cbor_value_without_the_feature_names_cbor() {
+        let err = decode_payload::<Value>(&envelope(Encoding::Cbor, &[0xf6])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.contains("CBOR") && m.contains("`cbor`")),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "bson"))]
+    #[test]
+    fn a_bson_value_without_the_feature_names_bson() {
+        let err = decode_payload::<Value>(&envelope(Encoding::Bson, &[5, 0, 0, 0, 0])).unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode(m) if m.contains("BSON") && m.contains("`bson`")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_is_always_readable() {
+        let v: Vec<i32> = decode_payload(&envelope(Encoding::Json, b"[1,2]")).unwrap();
+        assert_eq!(v, [1, 2]);
+    }
+
+    #[test]
+    fn wide_ints_serialize_only_inside_with_wide_ints() {
+        let wide = Value::Int(i128::MAX);
+        assert!(encode_value(Codec::MessagePack, &wide).is_err());
+        assert_eq!(to_value(&wide).unwrap(), wide);
+        assert!(!wide_ints_allowed());
     }
 }

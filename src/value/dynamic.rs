@@ -2,18 +2,26 @@
 
 use std::fmt;
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::KvU64;
-use super::codec::take_top_level_kv_u64;
+use super::codec::{take_top_level_kv_u64, wide_ints_allowed};
+use super::probe::as_kv_u64;
+use super::ser::to_value;
+use crate::{Error, Result};
 
 /// A dynamic value: reads any stored value, whatever type wrote it.
 ///
 /// `get::<Value>` always succeeds on a readable entry, and writing the `Value` back stores the
 /// same data again (a [`KvU64`] stays a native counter). Map keys may be any value, and map
 /// order is kept.
+///
+/// `Value` implements `Serialize` and `Deserialize`; [`Value::from_serialize`] and
+/// [`Value::deserialize_into`] convert from and to any serde type, `From<serde_json::Value>`
+/// converts from JSON, and `TryFrom<Value> for serde_json::Value` converts to JSON where that
+/// is lossless. It is also what a custom [`ValueCodec`](crate::ValueCodec) encodes.
 ///
 /// # Examples
 ///
@@ -75,6 +83,64 @@ impl Value {
         }
     }
 
+    /// Converts any serializable value into a `Value`, as a codec would see it: unit and
+    /// `None` become `Null`, structs become maps in field order, a unit enum variant becomes
+    /// its name and any other variant a one-entry map from its name to its content, and a
+    /// `KvU64` becomes an `Int` unless it is the whole value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::Value;
+    /// #[derive(serde::Serialize)]
+    /// struct User { name: &'static str, tags: Vec<u8> }
+    ///
+    /// let v = Value::from_serialize(&User { name: "Ada", tags: vec![1] })?;
+    /// assert_eq!(v, Value::Map(vec![
+    ///     (Value::from("name"), Value::from("Ada")),
+    ///     (Value::from("tags"), Value::Array(vec![Value::Int(1)])),
+    /// ]));
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if `value`'s `Serialize` impl fails, or for a `u128` above
+    /// `i128::MAX`.
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
+        if let Some(n) = as_kv_u64(value) {
+            return Ok(Value::KvU64(KvU64(n)));
+        }
+        to_value(value).map_err(|e| Error::Encode(format!("cannot convert to a Value: {e}")))
+    }
+
+    /// Reads this value as a `T`: the inverse of [`Value::from_serialize`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::Value;
+    /// #[derive(serde::Deserialize, Debug, PartialEq)]
+    /// enum Shape { Circle(f64), Empty }
+    ///
+    /// let v = Value::Map(vec![(Value::from("Circle"), Value::from(1.5))]);
+    /// assert_eq!(v.deserialize_into::<Shape>()?, Shape::Circle(1.5));
+    /// assert_eq!(Value::from("Empty").deserialize_into::<Shape>()?, Shape::Empty);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] if the value does not have `T`'s shape.
+    pub fn deserialize_into<T: DeserializeOwned>(self) -> Result<T> {
+        T::deserialize(self).map_err(|e| {
+            Error::Decode(format!(
+                "a Value cannot be read as {}: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
     /// A short name of the variant, for messages.
     ///
     /// # Examples
@@ -108,7 +174,7 @@ macro_rules! value_from {
 value_from!(
     bool => Bool via std::convert::identity,
     i8 => Int via i128::from, i16 => Int via i128::from, i32 => Int via i128::from,
-    i64 => Int via i128::from, u8 => Int via i128::from, u16 => Int via i128::from,
+    i64 => Int via i128::from, i128 => Int via std::convert::identity, u8 => Int via i128::from, u16 => Int via i128::from,
     u32 => Int via i128::from, u64 => Int via i128::from,
     f32 => Float via f64::from, f64 => Float via std::convert::identity,
     String => String via std::convert::identity, &str => String via str::to_owned,
@@ -126,9 +192,11 @@ impl Serialize for Value {
                     s.serialize_i64(v)
                 } else if let Ok(v) = u64::try_from(*i) {
                     s.serialize_u64(v)
+                } else if wide_ints_allowed() {
+                    s.serialize_i128(*i)
                 } else {
                     Err(serde::ser::Error::custom(format!(
-                        "integer {i} does not fit in 64 bits, which value codecs require"
+                        "integer {i} does not fit in 64 bits; of the built-in codecs only CBOR stores it"
                     )))
                 }
             }

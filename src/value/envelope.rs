@@ -10,15 +10,28 @@ pub(crate) const HEADER_LEN: usize = 1 + 10 + 8;
 
 /// How a payload is encoded. The tag is stored in every value, so a database stays readable
 /// when its codec changes.
+///
+/// Tags 1..=6 are the built-in encodings, 7..=127 are reserved for future built-ins, and
+/// 128..=255 belong to custom codecs (the tag is the codec's [`ValueCodec::id`]).
+///
+/// [`ValueCodec::id`]: super::ValueCodec::id
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Encoding {
-    MessagePack = 1,
+    MessagePack,
     /// A native `KvU64`: 8 bytes little-endian (Deno KV's `le64`).
-    U64 = 2,
+    U64,
     /// Raw bytes, stored as given.
-    Bytes = 3,
-    Json = 4,
+    Bytes,
+    Json,
+    Cbor,
+    /// A BSON document `{"v": value}` (BSON only stores documents at top level).
+    Bson,
+    /// A custom codec; the tag (128..=255) is its id.
+    Custom(u8),
 }
+
+/// The first tag that belongs to custom codecs.
+pub(crate) const FIRST_CUSTOM_TAG: u8 = 128;
 
 impl Encoding {
     fn from_tag(tag: u8) -> Option<Self> {
@@ -27,8 +40,24 @@ impl Encoding {
             2 => Encoding::U64,
             3 => Encoding::Bytes,
             4 => Encoding::Json,
+            5 => Encoding::Cbor,
+            6 => Encoding::Bson,
+            FIRST_CUSTOM_TAG..=u8::MAX => Encoding::Custom(tag),
             _ => return None,
         })
+    }
+
+    /// The stored tag byte.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Encoding::MessagePack => 1,
+            Encoding::U64 => 2,
+            Encoding::Bytes => 3,
+            Encoding::Json => 4,
+            Encoding::Cbor => 5,
+            Encoding::Bson => 6,
+            Encoding::Custom(id) => id,
+        }
     }
 
     /// Name for messages.
@@ -38,6 +67,9 @@ impl Encoding {
             Encoding::U64 => "KvU64",
             Encoding::Bytes => "raw bytes",
             Encoding::Json => "JSON",
+            Encoding::Cbor => "CBOR",
+            Encoding::Bson => "BSON",
+            Encoding::Custom(_) => "custom codec",
         }
     }
 }
@@ -96,7 +128,7 @@ impl<'a> Envelope<'a> {
     ) {
         out.clear();
         out.reserve(HEADER_LEN + payload.len());
-        out.push(encoding as u8);
+        out.push(encoding.tag());
         out.extend_from_slice(&versionstamp.0);
         out.extend_from_slice(&expires_at_ms.to_be_bytes());
         out.extend_from_slice(payload);
@@ -138,7 +170,11 @@ mod tests {
         for len in 0..HEADER_LEN {
             assert!(Envelope::parse(&buf[..len]).is_err());
         }
-        buf[0] = 200;
+        buf[0] = 100;
         assert!(Envelope::parse(&buf).is_err());
+        for tag in (1..=6).chain(128..=255) {
+            buf[0] = tag;
+            assert_eq!(Envelope::parse(&buf).unwrap().encoding.tag(), tag);
+        }
     }
 }

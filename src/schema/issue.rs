@@ -1,4 +1,4 @@
-//! Validation issues reported by schemas.
+//! `Issue`: one problem a schema found in a value.
 
 use std::fmt;
 
