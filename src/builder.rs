@@ -13,6 +13,11 @@ use crate::schema::{Issue, Pattern, SchemaRegistry};
 use crate::watch::DEFAULT_POLL_INTERVAL;
 use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
 
+/// Default limit of the storage engine's page cache (redb's own default is 1 GiB). Reads of
+/// pages outside it go to the operating system's file cache; a bulk import's memory stays
+/// bounded by it.
+pub const DEFAULT_CACHE_SIZE_BYTES: usize = 64 << 20;
+
 /// Default time to wait for another process's write lock.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -60,7 +65,7 @@ impl Default for KvBuilder {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
             group_commit: true,
-            cache_size_bytes: None,
+            cache_size_bytes: Some(DEFAULT_CACHE_SIZE_BYTES),
             check_integrity: false,
             watch_poll_interval: DEFAULT_POLL_INTERVAL,
             schemas: SchemaRegistry::default(),
@@ -281,7 +286,8 @@ impl KvBuilder {
         self
     }
 
-    /// The storage engine's page cache limit in bytes (default redb's, 1 GiB).
+    /// The storage engine's page cache limit in bytes (default
+    /// [`DEFAULT_CACHE_SIZE_BYTES`], 64 MiB).
     ///
     /// # Examples
     ///

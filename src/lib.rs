@@ -33,7 +33,8 @@
 //! - `cbor`: `Codec::Cbor`, the CBOR codec (`ciborium`).
 //! - `bson`: `Codec::Bson`, the BSON codec (`bson`).
 //! - `garde`: `KvBuilder::schema_garde`, schemas from `garde::Validate` types.
-//! - `__internal_testing`: hooks for the crate's own fault-injection tests; not public API.
+//! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`.
+//! - `__internal_testing`: hooks for the crate's own fault-injection tests and fuzz targets; not public API.
 //!
 //! The design (key encoding, value envelope, tables, versionstamps, atomics, expiry,
 //! multi-process behaviour and durability) is in `DESIGN.md` in the repository.
@@ -61,7 +62,7 @@ mod versionstamp;
 mod watch;
 
 pub use atomic::{AtomicOperation, CheckFailure, CommitOutcome, FailedCheck};
-pub use builder::{DEFAULT_LOCK_TIMEOUT, KvBuilder};
+pub use builder::{DEFAULT_CACHE_SIZE_BYTES, DEFAULT_LOCK_TIMEOUT, KvBuilder};
 pub use durability::Durability;
 pub use entry::Entry;
 pub use error::{Error, Result};
