@@ -6,7 +6,7 @@
 //! own versionstamp `(seq, index)`. The transaction commits once; if nothing was applied it
 //! is aborted instead, saving the fsync.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
@@ -163,7 +163,9 @@ fn apply_atomic(
     }
 
     // Compute every key's final state before writing anything.
-    let mut states: HashMap<&[u8], NewState> = HashMap::with_capacity(op.mutations.len());
+    // Ordered by key: the writes below then walk the B-tree in order (measured: random-order
+    // inserts are why W2 ran at half the speed of raw redb inserting in key order).
+    let mut states: BTreeMap<&[u8], NewState> = BTreeMap::new();
     for m in &op.mutations {
         let state = match &m.kind {
             MutationKind::Set {
