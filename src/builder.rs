@@ -16,7 +16,7 @@ use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
 /// Default limit of the storage engine's page cache (redb's own default is 1 GiB). Reads of
 /// pages outside it go to the operating system's file cache; a bulk import's memory stays
 /// bounded by it.
-pub const DEFAULT_CACHE_SIZE_BYTES: usize = 64 << 20;
+pub const DEFAULT_CACHE_SIZE_BYTES: usize = 32 << 20;
 
 /// Default time to wait for another process's write lock.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -287,7 +287,7 @@ impl KvBuilder {
     }
 
     /// The storage engine's page cache limit in bytes (default
-    /// [`DEFAULT_CACHE_SIZE_BYTES`], 64 MiB).
+    /// [`DEFAULT_CACHE_SIZE_BYTES`], 32 MiB).
     ///
     /// # Examples
     ///
