@@ -1,6 +1,7 @@
 //! The storage engine: the only module that uses redb.
 
 mod errors;
+mod inspect;
 mod maintenance;
 mod read;
 mod tables;
@@ -18,6 +19,7 @@ use redb::{
 };
 
 use self::errors::storage;
+use self::inspect::check_format;
 use self::tables::{CURRENT_FORMAT_VERSION, DATA, EXPIRY, FORMAT_VERSION, META, SEQ};
 use crate::{Durability, Error, Result};
 
@@ -118,9 +120,15 @@ impl Engine {
                 opts.durability
             )));
         }
+        let name = match &opts.storage {
+            Storage::File(path) => path.display().to_string(),
+            _ => "the in-memory database".to_owned(),
+        };
         let db = match opts.storage {
             Storage::File(path) => {
                 if !opts.create_in_place {
+                    // Refuses, unchanged, a file that must not be opened read-write.
+                    inspect::inspect_existing(&path, shared)?;
                     create_atomically(&path, opts.lock_timeout, opts.cache_size_bytes)?;
                 }
                 builder.set_concurrency_mode(if shared {
@@ -145,13 +153,15 @@ impl Engine {
             always_durable: opts.durability == Durability::Immediate,
             lock_timeout: opts.lock_timeout,
         };
-        engine.init()?;
+        engine.init(&name)?;
         Ok(engine)
     }
 
     /// Creates missing tables and checks the format version; a no-op on an initialised file.
-    fn init(&self) -> Result<()> {
-        if let Some(version) = self.read_format_version()? {
+    /// Refuses a redb database holding other tables (`name` is for messages).
+    fn init(&self, name: &str) -> Result<()> {
+        let found = inspect::format_version(&self.begin_read()?, name)?;
+        if let Some(version) = found {
             return check_format(version);
         }
         let txn = self.begin_write(true)?;
@@ -175,20 +185,6 @@ impl Engine {
             txn.open_table(EXPIRY).map_err(storage)?;
         }
         txn.commit().map_err(storage)
-    }
-
-    fn read_format_version(&self) -> Result<Option<u64>> {
-        let txn = self.begin_read()?;
-        let meta = match txn.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(storage(e)),
-        };
-        // Data tables are created in the same transaction as the version.
-        Ok(meta
-            .get(FORMAT_VERSION)
-            .map_err(storage)?
-            .map(|g| g.value()))
     }
 
     fn begin_read(&self) -> Result<ReadTransaction> {
@@ -288,22 +284,30 @@ fn create_atomically(
     Ok(())
 }
 
-fn check_format(found: u64) -> Result<()> {
-    if found > CURRENT_FORMAT_VERSION {
-        return Err(Error::UnsupportedFormat {
-            found,
-            supported: CURRENT_FORMAT_VERSION,
-        });
-    }
-    Ok(())
-}
-
+/// Maps an error from opening the file at `path`, naming the file.
 fn open_error(e: redb::DatabaseError, path: &Path) -> Error {
+    let path = path.display();
     match e {
+        // redb's "not a database" (its magic number is missing).
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Error::NotADatabase(format!("{path}: {io}"))
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Error::Corrupted(format!(
+                "{path} is shorter than a redb header (truncated?): {io}"
+            ))
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => Error::Io(std::io::Error::new(
             io.kind(),
-            format!("cannot open {}: {io}", path.display()),
+            format!("cannot open {path}: {io}"),
         )),
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+            Error::Corrupted(format!("{path}: {why}"))
+        }
         other => storage(other),
     }
 }

@@ -14,11 +14,20 @@ const CURSOR_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// The cursor of the key that equals the selector's common prefix. Deno KV would write `""`,
+/// which means "no cursor" and would restart the listing; this one is non-empty and is no
+/// base64 of anything, so it never collides with another cursor.
+const COMMON_PREFIX_CURSOR: &str = "=";
+
 /// The cursor for a listing of `bounds` whose last yielded key is `last_key`.
 pub(crate) fn encode_cursor(bounds: &Bounds, last_key: &[u8]) -> String {
     let rest = last_key
         .strip_prefix(bounds.common.as_slice())
         .unwrap_or(last_key);
+    if rest.is_empty() {
+        // Only `range(s, e)` with `encode(s)` a byte prefix of `encode(e)`, listing `s`.
+        return COMMON_PREFIX_CURSOR.to_owned();
+    }
     CURSOR_BASE64.encode(rest)
 }
 
@@ -26,10 +35,14 @@ pub(crate) fn encode_cursor(bounds: &Bounds, last_key: &[u8]) -> String {
 ///
 /// The cursor's key must lie inside `bounds`, so a cursor never escapes its selector.
 pub(crate) fn apply_cursor(bounds: &mut Bounds, cursor: &str, reverse: bool) -> Result<()> {
-    let rest = CURSOR_BASE64
-        .decode(cursor)
-        .map_err(|e| Error::InvalidCursor(format!("{cursor:?} is not URL-safe base64: {e}")))?;
-    if rest.is_empty() {
+    let rest = if cursor == COMMON_PREFIX_CURSOR {
+        Vec::new()
+    } else {
+        CURSOR_BASE64
+            .decode(cursor)
+            .map_err(|e| Error::InvalidCursor(format!("{cursor:?} is not URL-safe base64: {e}")))?
+    };
+    if rest.is_empty() && cursor != COMMON_PREFIX_CURSOR {
         return Err(Error::InvalidCursor(format!("{cursor:?} encodes no key")));
     }
     let mut key = bounds.common.clone();
@@ -93,5 +106,21 @@ mod tests {
         let early = encode_cursor(&all, &key!["a", "b"].encode());
         assert!(apply_cursor(&mut from_m.clone(), &early, true).is_err());
         assert!(apply_cursor(&mut all.clone(), &early, true).is_ok());
+    }
+
+    #[test]
+    fn range_start_that_prefixes_its_end_has_a_non_empty_cursor() {
+        let r = bounds(Selector::range(key!["a"], key!["a", "z"]));
+        let cursor = encode_cursor(&r, &key!["a"].encode());
+        assert_eq!(cursor, COMMON_PREFIX_CURSOR);
+        let mut forward = r.clone();
+        apply_cursor(&mut forward, &cursor, false).unwrap();
+        assert_eq!(forward.start, [key!["a"].encode(), vec![0]].concat());
+        let mut reverse = r.clone();
+        apply_cursor(&mut reverse, &cursor, true).unwrap();
+        assert_eq!(reverse.end, key!["a"].encode());
+        // Under a prefix selector the marker names the prefix itself: outside.
+        let p = bounds(Selector::prefix(key!["a"]));
+        assert!(apply_cursor(&mut p.clone(), COMMON_PREFIX_CURSOR, false).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Listing: selectors, options, cursors and the batched iterator.
 
-mod cursor;
+pub(crate) mod cursor;
 mod iter;
 mod selector;
 

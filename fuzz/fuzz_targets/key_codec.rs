@@ -1,0 +1,5 @@
+//! Fuzz target `key_codec`: the property is [`valkeyrie::__internal::fuzz_key_codec`], which
+//! `tests/fuzz_corpus.rs` also runs on the committed corpus.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| valkeyrie::__internal::fuzz_key_codec(data));
