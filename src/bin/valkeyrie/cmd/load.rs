@@ -1,0 +1,432 @@
+//! `load FILE`: read a dump back, keeping the order of versionstamps.
+//!
+//! A dump lists entries in key order, but what a reader may rely on is the order of their
+//! versionstamps: entry A was written before entry B, and entries with one versionstamp
+//! were written by one atomic operation. `load` keeps that order: it commits the lines in
+//! the order of their `versionstamp` field, one atomic operation per distinct versionstamp.
+//! The loaded entries get new versionstamps, but `a < b`, `a == b` and `a > b` between any
+//! two of them hold as in the dump. Lines without a versionstamp come last, in file order,
+//! in atomic operations of up to the mutation limit (1,000 by default).
+//!
+//! So the file is read twice: a first pass checks every line and notes where it is and its
+//! versionstamp (a few dozen bytes per line in memory; stdin is read into memory); the
+//! second reads the lines again in versionstamp order and commits them. Under
+//! `--on-error stop` (the default) a bad line found in the first pass stops the load before
+//! anything is written.
+//!
+//! Why not `Kv::import`: it builds each key as a prefix plus one part from the item, while a
+//! dump holds full keys of any length under many prefixes, and it stores every item through
+//! the codec with one expiry for all, while dump entries keep their own expiry and
+//! `set_bytes` data must be written back raw. Committing per original versionstamp also
+//! needs the batch boundaries to follow the dump, not a fixed batch size. The commits go
+//! through the same atomic write path `import` uses.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use valkeyrie::{CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
+
+use super::{Access, Ctx, close, key_arg};
+use crate::exit::{Outcome, bad_input, classify_library};
+use crate::json::Json;
+use crate::json::tagged::{Record, Stored};
+use crate::output::{Out, note};
+
+/// Arguments of `load`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The dump (JSON Lines as `dump` writes them); `-` reads stdin.
+    pub file: PathBuf,
+    /// Prepend these parts (a JSON array) to every loaded key.
+    #[arg(long, value_name = "KEY")]
+    pub prefix: Option<String>,
+    /// A line that cannot be loaded stops the load (lines committed before it stay), or is
+    /// skipped and reported (the exit status is then 2).
+    #[arg(long, value_enum, default_value_t = OnError::Stop)]
+    pub on_error: OnError,
+}
+
+/// `--on-error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Stop at the first bad line.
+    Stop,
+    /// Skip bad lines, report each on stderr, and exit with status 2 at the end.
+    Continue,
+}
+
+/// Where a line is in the input, and its versionstamp.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    versionstamp: Option<Versionstamp>,
+    offset: u64,
+    len: usize,
+    /// 1-based.
+    number: usize,
+}
+
+/// The input, read twice.
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+impl Source {
+    fn open(path: &PathBuf) -> Result<Source> {
+        if path.as_os_str() == "-" {
+            let mut data = Vec::new();
+            io::stdin()
+                .read_to_end(&mut data)
+                .map_err(|e| bad_input(format!("cannot read FILE from stdin: {e}")))?;
+            Ok(Source::Memory(data))
+        } else {
+            File::open(path)
+                .map(Source::File)
+                .map_err(|e| bad_input(format!("cannot open FILE {}: {e}", path.display())))
+        }
+    }
+
+    fn reader(&mut self) -> Result<Box<dyn BufRead + '_>> {
+        Ok(match self {
+            Source::File(file) => {
+                file.seek(SeekFrom::Start(0))?;
+                Box::new(BufReader::with_capacity(1 << 16, file))
+            }
+            Source::Memory(data) => Box::new(data.as_slice()),
+        })
+    }
+
+    fn line(&mut self, line: &Line) -> Result<String> {
+        let bytes = match self {
+            Source::File(file) => {
+                let mut buf = vec![0; line.len];
+                file.seek(SeekFrom::Start(line.offset))?;
+                file.read_exact(&mut buf)?;
+                buf
+            }
+            Source::Memory(data) => usize::try_from(line.offset)
+                .ok()
+                .and_then(|start| data.get(start..start + line.len))
+                .context("the input changed while it was being loaded")?
+                .to_vec(),
+        };
+        String::from_utf8(bytes).context("the line is not UTF-8")
+    }
+}
+
+/// One entry ready to commit.
+struct Item {
+    line: usize,
+    key: Key,
+    value: Value,
+    expire_in: Option<Duration>,
+}
+
+/// The state of a load.
+struct Loader<'a> {
+    db: &'a Kv,
+    limits: Limits,
+    file: String,
+    on_error: OnError,
+    progress: ProgressBar,
+    loaded: u64,
+    failed: u64,
+    commits: u64,
+}
+
+/// Loads the file and prints `{"loaded", "failed", "commits"}`.
+pub fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
+    let prefix = args
+        .prefix
+        .as_deref()
+        .map(|p| key_arg("--prefix", p))
+        .transpose()?
+        .unwrap_or_default();
+    let file = args.file.display().to_string();
+    let mut source = Source::open(&args.file)?;
+    let (mut lines, failed) = scan(&mut source, &file, args.on_error)?;
+    // Stable: equal versionstamps keep file order; lines without one go last.
+    lines.sort_by_key(|l| (l.versionstamp.is_none(), l.versionstamp));
+
+    let db = ctx.open(Access::Create)?;
+    let progress = if io::stderr().is_terminal() {
+        let bar = ProgressBar::new(lines.len() as u64);
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {pos}/{len} entries, {per_sec}, eta {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut loader = Loader {
+        db: &db,
+        limits: *db.limits(),
+        file: file.clone(),
+        on_error: args.on_error,
+        progress,
+        loaded: 0,
+        failed,
+        commits: 0,
+    };
+    let result = loader.load(&mut source, &lines, &prefix);
+    loader.progress.finish_and_clear();
+    let (loaded, failed, commits) = (loader.loaded, loader.failed, loader.commits);
+    if let Err(e) = result {
+        let _ = close(&db);
+        return Err(e.context(format!(
+            "loading stopped after {loaded} entries in {commits} commits"
+        )));
+    }
+    close(&db)?;
+    let mut out = Out::new(ctx.pretty);
+    if ctx.pretty {
+        out.line(&format!(
+            "loaded {loaded} entries from {file} in {commits} commits; {failed} lines skipped"
+        ))?;
+    } else {
+        out.json(&Json::Object(vec![
+            ("loaded".to_owned(), Json::int(loaded)),
+            ("failed".to_owned(), Json::int(failed)),
+            ("commits".to_owned(), Json::int(commits)),
+        ]))?;
+    }
+    out.flush()?;
+    if failed > 0 {
+        note(&format!(
+            "valkeyrie: {failed} lines of {file} were not loaded"
+        ));
+        return Ok(Outcome::BadInput);
+    }
+    Ok(Outcome::Success)
+}
+
+/// First pass: checks every line and returns where the good ones are, and how many were
+/// skipped (`Continue`).
+fn scan(source: &mut Source, file: &str, on_error: OnError) -> Result<(Vec<Line>, u64)> {
+    let mut reader = source.reader()?;
+    let mut lines = Vec::new();
+    let mut failed = 0u64;
+    let mut buf = Vec::new();
+    let mut offset = 0u64;
+    for number in 1.. {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| bad_input(format!("cannot read {file}: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        let start = offset;
+        offset += read as u64;
+        let text = trim_line(&buf);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let line = std::str::from_utf8(text)
+            .context("the line is not UTF-8")
+            .and_then(parse_line);
+        match line {
+            Ok(record) => lines.push(Line {
+                versionstamp: record.versionstamp,
+                offset: start,
+                len: text.len(),
+                number,
+            }),
+            Err(e) => match on_error {
+                OnError::Stop => {
+                    return Err(bad_input(format!(
+                        "{file} line {number}: {e:#}; nothing was loaded"
+                    )));
+                }
+                OnError::Continue => {
+                    note(&format!("valkeyrie: {file} line {number}: skipped: {e:#}"));
+                    failed += 1;
+                }
+            },
+        }
+    }
+    Ok((lines, failed))
+}
+
+/// The line without its line ending.
+fn trim_line(buf: &[u8]) -> &[u8] {
+    let buf = buf.strip_suffix(b"\n").unwrap_or(buf);
+    buf.strip_suffix(b"\r").unwrap_or(buf)
+}
+
+fn parse_line(text: &str) -> Result<Record> {
+    let json = crate::json::parse(text).context("not valid JSON")?;
+    Record::from_json(&json)
+}
+
+impl Loader<'_> {
+    /// Second pass: commits the lines, one group of equal versionstamps at a time.
+    fn load(&mut self, source: &mut Source, lines: &[Line], prefix: &Key) -> Result<()> {
+        for group in lines.chunk_by(|a, b| a.versionstamp == b.versionstamp) {
+            let mut items = Vec::with_capacity(group.len());
+            for line in group {
+                let record = source.line(line).and_then(|text| parse_line(&text));
+                let record = match record {
+                    Ok(record) => record,
+                    Err(e) => {
+                        self.fail(line.number, e)?;
+                        continue;
+                    }
+                };
+                let key: Key = prefix
+                    .parts()
+                    .iter()
+                    .chain(record.key.parts())
+                    .cloned()
+                    .collect();
+                let expire_in = record.expire_in_ms.map(Duration::from_millis);
+                match record.value {
+                    Stored::Value(value) => items.push(Item {
+                        line: line.number,
+                        key,
+                        value,
+                        expire_in,
+                    }),
+                    Stored::Raw(bytes) => self.set_raw(line.number, &key, &bytes, expire_in)?,
+                }
+            }
+            self.commit_group(&items)?;
+        }
+        Ok(())
+    }
+
+    /// Raw bytes go through `set_bytes`: an atomic operation cannot write them.
+    fn set_raw(
+        &mut self,
+        line: usize,
+        key: &Key,
+        bytes: &[u8],
+        expire_in: Option<Duration>,
+    ) -> Result<()> {
+        if expire_in.is_some() {
+            let e = anyhow::anyhow!(
+                "raw bytes with an expiry cannot be written back (valkeyrie has no expiring \
+                 set_bytes)"
+            );
+            return self.fail(line, e);
+        }
+        match self.db.set_bytes(key, bytes) {
+            Ok(_) => {
+                self.loaded += 1;
+                self.commits += 1;
+                self.progress.inc(1);
+                Ok(())
+            }
+            Err(e) if classify_library(&e) == Outcome::BadInput => {
+                self.fail(line, anyhow::Error::new(e))
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!("{} line {line}", self.file))),
+        }
+    }
+
+    /// Commits the items of one versionstamp group: one atomic operation when they fit the
+    /// atomic limits, else consecutive ones (only possible for input `dump` did not write,
+    /// or when `--prefix` makes the keys longer).
+    fn commit_group(&mut self, items: &[Item]) -> Result<()> {
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start;
+            let (mut key_bytes, mut total_bytes) = (0usize, 0usize);
+            while let Some(item) = items.get(end) {
+                let k = item.key.encoded_len();
+                let v = approx_size(&item.value);
+                let full = end - start >= self.limits.max_mutations
+                    || key_bytes + k > self.limits.max_total_key_size_bytes
+                    || total_bytes + k + v > self.limits.max_total_mutation_size_bytes;
+                if full && end > start {
+                    break;
+                }
+                key_bytes += k;
+                total_bytes += k + v;
+                end += 1;
+            }
+            self.commit(items.get(start..end).unwrap_or_default())?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Commits `items` as one atomic operation. If the operation is refused because of its
+    /// input (one bad item, or the size estimate was short), it is split in halves until
+    /// the bad items are alone, and those fail.
+    fn commit(&mut self, items: &[Item]) -> Result<()> {
+        let Some(first) = items.first() else {
+            return Ok(());
+        };
+        let mut atomic = self.db.atomic();
+        for item in items {
+            atomic = match item.expire_in {
+                Some(d) => atomic.set_expiring(&item.key, &item.value, d),
+                None => atomic.set(&item.key, &item.value),
+            };
+        }
+        match atomic.commit() {
+            Ok(CommitOutcome::Committed(_)) => {
+                self.loaded += items.len() as u64;
+                self.commits += 1;
+                self.progress.inc(items.len() as u64);
+                Ok(())
+            }
+            Ok(other) => bail!("an atomic operation without checks was not committed: {other:?}"),
+            Err(e) if classify_library(&e) == Outcome::BadInput => {
+                if items.len() == 1 {
+                    return self.fail(first.line, anyhow::Error::new(e));
+                }
+                let (left, right) = items.split_at(items.len() / 2);
+                self.commit(left)?;
+                self.commit(right)
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(format!(
+                "{} lines {}..: cannot commit",
+                self.file, first.line
+            ))),
+        }
+    }
+
+    /// A line that cannot be loaded: the error (`Stop`), or a note and a count (`Continue`).
+    fn fail(&mut self, line: usize, err: anyhow::Error) -> Result<()> {
+        self.progress.inc(1);
+        match self.on_error {
+            OnError::Stop => Err(err.context(format!("{} line {line}", self.file))),
+            OnError::Continue => {
+                self.progress.suspend(|| {
+                    note(&format!(
+                        "valkeyrie: {} line {line}: skipped: {err:#}",
+                        self.file
+                    ));
+                });
+                self.failed += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A rough upper estimate of a value's encoded size, to fill atomic operations without
+/// encoding twice (a short estimate only costs a split and a retry).
+fn approx_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 1,
+        Value::Int(_) | Value::Float(_) | Value::KvU64(_) => 17,
+        Value::String(s) => s.len() + 5,
+        Value::Bytes(b) => b.len() + 5,
+        Value::Array(items) => 5 + items.iter().map(approx_size).sum::<usize>(),
+        Value::Map(entries) => {
+            5 + entries
+                .iter()
+                .map(|(k, v)| approx_size(k) + approx_size(v))
+                .sum::<usize>()
+        }
+    }
+}
