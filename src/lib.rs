@@ -48,6 +48,8 @@ mod engine;
 mod entry;
 mod error;
 mod expiry;
+#[cfg(feature = "__internal_testing")]
+mod fuzz_hooks;
 mod import;
 mod key;
 mod kv;
@@ -74,9 +76,7 @@ pub use list::{ListIter, ListOptions, Selector};
 pub use schema::{Issue, Pattern, PatternPart};
 pub use stats::Stats;
 pub use time::{Clock, ManualClock, SystemClock};
-pub use value::{
-    Codec, CodecError, KvU64, Value, ValueCodec, check_value_codec, register_codec,
-};
+pub use value::{Codec, CodecError, KvU64, Value, ValueCodec, check_value_codec, register_codec};
 pub use versionstamp::Versionstamp;
 pub use watch::{PrefixWatch, Watch};
 
@@ -84,6 +84,7 @@ pub use watch::{PrefixWatch, Watch};
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod __internal {
+    pub use crate::fuzz_hooks::{fuzz_atomic_model, fuzz_cursor, fuzz_envelope, fuzz_key_codec};
     pub use redb::StorageBackend;
     pub use redb::backends::InMemoryBackend;
 }
