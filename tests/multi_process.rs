@@ -19,6 +19,11 @@ const CAS_PER_CHILD: u64 = 100;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn spawn(role: &str, db: &Path) -> std::io::Result<Child> {
+    spawn_with(role, db, &[])
+}
+
+/// Starts a child running `role` on `db`, with extra environment variables.
+fn spawn_with(role: &str, db: &Path, env: &[(&str, &str)]) -> std::io::Result<Child> {
     Command::new(env::current_exe()?)
         .args([
             "child_entry",
@@ -30,6 +35,7 @@ fn spawn(role: &str, db: &Path) -> std::io::Result<Child> {
         ])
         .env(ROLE, role)
         .env(DB, db)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
 }
@@ -170,20 +176,11 @@ fn exclusive_and_shared_opens_exclude_each_other_across_processes() -> TestResul
     }
     {
         let _shared = Kv::open(&path)?;
-        let child = Command::new(env::current_exe()?)
-            .args([
-                "child_entry",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE, "open-expect-already-open")
-            .env(DB, &path)
-            .env("VALKEYRIE_TEST_EXCLUSIVE", "1")
-            .stdout(Stdio::null())
-            .spawn()?;
+        let child = spawn_with(
+            "open-expect-already-open",
+            &path,
+            &[("VALKEYRIE_TEST_EXCLUSIVE", "1")],
+        )?;
         wait_all(vec![child])?;
     }
     Ok(())
