@@ -235,15 +235,20 @@ impl AsRef<Key> for Key {
 /// Formats as a bracketed list: `["users", 42, 1.5, true, b"\x00"]`.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, part) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{part}")?;
-        }
-        f.write_str("]")
+        fmt_list(f, &self.0)
     }
+}
+
+/// Writes `items` as a bracketed, comma-separated list (the `Display` of keys and patterns).
+pub(crate) fn fmt_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, part) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{part}")?;
+    }
+    f.write_str("]")
 }
 
 /// Builds a [`Key`] from values that convert into [`KeyPart`].

@@ -133,14 +133,7 @@ impl fmt::Display for PatternPart {
 impl fmt::Display for Pattern {
     /// Like a [`Key`], with `_` for wildcards: `["users", _]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, part) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{part}")?;
-        }
-        f.write_str("]")
+        crate::key::fmt_list(f, &self.0)
     }
 }
 
