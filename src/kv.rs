@@ -695,16 +695,6 @@ fn decode_live<V: DeserializeOwned>(
     }))
 }
 
-/// Decodes a listed entry (already filtered for expiry).
-pub(crate) fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
-    let env = Envelope::parse(bytes)?;
-    Ok(Entry {
-        key,
-        value: decode_payload(&env)?,
-        versionstamp: env.versionstamp,
-    })
-}
-
 impl Inner {
     fn close(&self) -> Result<()> {
         let Some(running) = self.running.write().take() else {

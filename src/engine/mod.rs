@@ -7,7 +7,6 @@ mod read;
 mod tables;
 mod write;
 
-pub(crate) use read::RawEntry;
 pub(crate) use write::{WriteOp, WriteResult};
 
 use std::path::{Path, PathBuf};

@@ -44,41 +44,60 @@ impl Engine {
         limit: usize,
         now_ms: u64,
     ) -> Result<Vec<RawEntry>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        self.scan_with(start, end, reverse, limit, now_ms, |k, v| {
+            out.push(RawEntry {
+                key: k.to_vec(),
+                value: v.to_vec(),
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`Engine::scan`], but hands each live entry's key and envelope to `visit` inside
+    /// the read transaction (no copies); returns how many it visited (at most `limit`).
+    /// Unparseable envelopes are visited too, so the caller reports them.
+    pub(crate) fn scan_with(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        limit: usize,
+        now_ms: u64,
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> Result<usize> {
         if start >= end || limit == 0 {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let txn = self.begin_read()?;
         let table = txn.open_table(DATA).map_err(storage)?;
         let range = table.range::<&[u8]>(start..end).map_err(storage)?;
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut push = |item: redb::Result<_>| -> Result<bool> {
+        let mut visited = 0;
+        let mut step = |item: redb::Result<_>| -> Result<bool> {
             let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
                 item.map_err(storage)?;
             let bytes = v.value();
-            // Unparseable envelopes are passed on so the caller reports them.
             if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
                 return Ok(false);
             }
-            out.push(RawEntry {
-                key: k.value().to_vec(),
-                value: bytes.to_vec(),
-            });
-            Ok(out.len() >= limit)
+            visit(k.value(), bytes);
+            visited += 1;
+            Ok(visited >= limit)
         };
         if reverse {
             for item in range.rev() {
-                if push(item)? {
+                if step(item)? {
                     break;
                 }
             }
         } else {
             for item in range {
-                if push(item)? {
+                if step(item)? {
                     break;
                 }
             }
         }
-        Ok(out)
+        Ok(visited)
     }
 
     /// The earliest expiry instant in the index, if any.

@@ -2,9 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::kv::decode_entry;
-use crate::value::{Codec, Encoding, Envelope, encode_value};
-use crate::{Key, KvU64, Value};
+use serde::de::DeserializeOwned;
+
+use crate::value::{Codec, Encoding, Envelope, decode_payload, encode_value};
+use crate::{Entry, Key, KvU64, Result, Value};
+
+/// Reads stored bytes as an entry, as every read path does.
+fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
+    let env = Envelope::parse(bytes)?;
+    Ok(Entry {
+        key,
+        value: decode_payload(&env)?,
+        versionstamp: env.versionstamp,
+    })
+}
 
 /// Checks reading `data` as a stored value (envelope and payload): every read is a decode
 /// error or a value, never a panic; a stored `KvU64` always reads as one; and a value read as

@@ -161,14 +161,24 @@ fn encode_int(i: i128, out: &mut Vec<u8>) {
 
 /// Decodes a whole key encoding into its parts; the empty input is the empty key.
 pub(crate) fn decode_parts(bytes: &[u8]) -> Result<Vec<KeyPart>, KeyDecodeError> {
-    let mut parts = Vec::new();
-    let mut pos = 0;
+    let mut parts = Vec::with_capacity(4);
+    decode_parts_into(bytes, 0, &mut parts)?;
+    Ok(parts)
+}
+
+/// Decodes the parts of `bytes` from offset `pos` (a part boundary), appending them to
+/// `parts`; error offsets are relative to the start of `bytes`.
+pub(crate) fn decode_parts_into(
+    bytes: &[u8],
+    mut pos: usize,
+    parts: &mut Vec<KeyPart>,
+) -> Result<(), KeyDecodeError> {
     while let Some(&tag) = bytes.get(pos) {
         let (part, next) = decode_part(bytes, pos, tag)?;
         parts.push(part);
         pos = next;
     }
-    Ok(parts)
+    Ok(())
 }
 
 /// Decodes the part whose tag `tag` is at `start`; returns it and the offset after it.
@@ -216,8 +226,17 @@ fn decode_escaped(
     what: &'static str,
 ) -> Result<(Vec<u8>, usize), KeyDecodeError> {
     let unterminated = || KeyDecodeError::new(start, ErrorKind::Unterminated(what));
-    let mut out = Vec::new();
     let mut pos = start + 1;
+    // Fast path: no escaped 0x00 inside, so the payload is one slice.
+    let rest = bytes.get(pos..).ok_or_else(unterminated)?;
+    let zero = rest.iter().position(|&b| b == 0).ok_or_else(unterminated)?;
+    if rest.get(zero + 1) != Some(&0xff) {
+        return Ok((
+            rest.get(..zero).unwrap_or_default().to_vec(),
+            pos + zero + 1,
+        ));
+    }
+    let mut out = Vec::new();
     loop {
         let rest = bytes.get(pos..).ok_or_else(unterminated)?;
         let zero = rest.iter().position(|&b| b == 0).ok_or_else(unterminated)?;

@@ -4,7 +4,7 @@ mod codec;
 mod part;
 
 pub use codec::KeyDecodeError;
-pub(crate) use codec::{decode_parts, encode_part, encoded_part_len};
+pub(crate) use codec::{decode_parts, decode_parts_into, encode_part, encoded_part_len};
 pub use part::KeyPart;
 
 use std::fmt;
@@ -196,6 +196,23 @@ impl Key {
     pub fn decode(bytes: &[u8]) -> Result<Key, KeyDecodeError> {
         decode_parts(bytes).map(Key)
     }
+
+    /// [`Key::decode`] for `bytes` that likely start with `prefix_bytes`, the encoding of
+    /// `self`: clones this key's parts and decodes only the rest. Equal to `Key::decode`
+    /// because the tuple encoding is prefix-free (those bytes can only be these parts).
+    pub(crate) fn decode_extending(
+        &self,
+        prefix_bytes: &[u8],
+        bytes: &[u8],
+    ) -> Result<Key, KeyDecodeError> {
+        if !bytes.starts_with(prefix_bytes) {
+            return Key::decode(bytes);
+        }
+        let mut parts = Vec::with_capacity(self.0.len() + 2);
+        parts.extend_from_slice(&self.0);
+        decode_parts_into(bytes, prefix_bytes.len(), &mut parts)?;
+        Ok(Key(parts))
+    }
 }
 
 impl From<Vec<KeyPart>> for Key {
@@ -267,4 +284,46 @@ macro_rules! key {
     ($($part:expr),+ $(,)?) => {
         $crate::Key::new(::std::vec![$($crate::KeyPart::from($part)),+])
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_extending_equals_decode() {
+        let prefixes = [
+            key![],
+            key!["a"],
+            key!["a\0b", 1],
+            Key::new(vec![KeyPart::Bytes(vec![0, 0xff, 0])]),
+        ];
+        let suffixes = [
+            key![],
+            key!["x\0"],
+            key![-300, 2.5, true],
+            Key::new(vec![KeyPart::Bytes(vec![0]), KeyPart::Int(i128::MIN)]),
+        ];
+        for prefix in &prefixes {
+            let prefix_bytes = prefix.encode();
+            for suffix in &suffixes {
+                let mut full = prefix.clone();
+                for part in suffix.parts() {
+                    full.push(part.clone());
+                }
+                let bytes = full.encode();
+                assert_eq!(prefix.decode_extending(&prefix_bytes, &bytes), Ok(full));
+                // Keys not under the prefix decode in full.
+                let other = key!["zz"].encode();
+                assert_eq!(
+                    prefix.decode_extending(&prefix_bytes, &other),
+                    Key::decode(&other)
+                );
+            }
+        }
+        // Malformed suffixes are errors with offsets into the whole key.
+        let bad = [key!["a"].encode(), vec![0x02, b'x']].concat();
+        let err = key!["a"].decode_extending(&key!["a"].encode(), &bad);
+        assert_eq!(err.map_err(|e| e.offset()), Err(3));
+    }
 }

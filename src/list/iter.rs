@@ -1,6 +1,5 @@
 //! `ListIter`: yields entries batch by batch, each batch from its own read transaction.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,8 +9,7 @@ use serde::de::DeserializeOwned;
 use super::ListOptions;
 use super::cursor::{apply_cursor, encode_cursor};
 use super::selector::{Bounds, Selector};
-use crate::engine::RawEntry;
-use crate::value::Envelope;
+use crate::value::{Envelope, decode_payload};
 use crate::{Entry, Key, Kv, Result};
 
 /// An iterator over the entries a [`Selector`] covers, in key order (or reversed).
@@ -39,13 +37,20 @@ pub struct ListIter<V> {
     kv: Kv,
     /// The selector's full range; cursors are relative to it.
     selector_bounds: Bounds,
+    /// The selector's prefix key and its encoding: keys under it decode only their suffix.
+    prefix: Option<(Key, Vec<u8>)>,
     /// What is still to be read.
     start: Vec<u8>,
     end: Vec<u8>,
     reverse: bool,
     remaining: Option<usize>,
     batch_size: usize,
-    buffer: VecDeque<RawEntry>,
+    /// The current batch: every entry's key then envelope, back to back, so a batch costs
+    /// no allocation per entry. `spans[i]` is `(key start, key end = envelope start, end)`.
+    arena: Vec<u8>,
+    spans: Vec<(usize, usize, usize)>,
+    /// Index in `spans` of the next entry to yield.
+    next: usize,
     /// The store has nothing more in range.
     exhausted: bool,
     /// Fused.
@@ -76,8 +81,15 @@ impl<V: DeserializeOwned> ListIter<V> {
             apply_cursor(&mut bounds, cursor, options.reverse)?;
         }
         kv.check_open()?;
+        let prefix = match selector {
+            Selector::Prefix { prefix }
+            | Selector::PrefixStart { prefix, .. }
+            | Selector::PrefixEnd { prefix, .. } => Some((prefix.clone(), prefix.encode())),
+            Selector::Range { .. } => None,
+        };
         Ok(ListIter {
             kv,
+            prefix,
             selector_bounds,
             start: bounds.start,
             end: bounds.end,
@@ -86,7 +98,9 @@ impl<V: DeserializeOwned> ListIter<V> {
             batch_size: options
                 .batch_size
                 .clamp(1, limits.max_list_batch_size.max(1)),
-            buffer: VecDeque::new(),
+            arena: Vec::new(),
+            spans: Vec::new(),
+            next: 0,
             exhausted: false,
             done: false,
             last_key: None,
@@ -136,22 +150,38 @@ impl<V: DeserializeOwned> ListIter<V> {
             .remaining
             .map_or(self.batch_size, |r| r.min(self.batch_size));
         let now = self.kv.now_millis();
-        let batch = self
-            .kv
-            .engine()?
-            .scan(&self.start, &self.end, self.reverse, want, now)?;
-        if batch.len() < want {
+        let (arena, spans) = (&mut self.arena, &mut self.spans);
+        arena.clear();
+        spans.clear();
+        self.next = 0;
+        let read = self.kv.engine()?.scan_with(
+            &self.start,
+            &self.end,
+            self.reverse,
+            want,
+            now,
+            |key, envelope| {
+                let start = arena.len();
+                arena.extend_from_slice(key);
+                let key_end = arena.len();
+                arena.extend_from_slice(envelope);
+                spans.push((start, key_end, arena.len()));
+            },
+        )?;
+        if read < want {
             self.exhausted = true;
         }
-        if let Some(last) = batch.last() {
+        if let Some(&(start, key_end, _)) = self.spans.last() {
+            let last = &self.arena[start..key_end];
             if self.reverse {
-                self.end.clone_from(&last.key);
+                self.end.clear();
+                self.end.extend_from_slice(last);
             } else {
-                self.start.clone_from(&last.key);
+                self.start.clear();
+                self.start.extend_from_slice(last);
                 self.start.push(0x00);
             }
         }
-        self.buffer.extend(batch);
         Ok(())
     }
 
@@ -159,16 +189,31 @@ impl<V: DeserializeOwned> ListIter<V> {
         if self.remaining == Some(0) {
             return Ok(None);
         }
-        if self.buffer.is_empty() && !self.exhausted {
+        if self.next == self.spans.len() && !self.exhausted {
             self.fill()?;
         }
-        let Some(raw) = self.buffer.pop_front() else {
+        let Some(&(start, key_end, end)) = self.spans.get(self.next) else {
             return Ok(None);
         };
-        let key = Key::decode(&raw.key)?;
-        let entry = crate::kv::decode_entry(key, &raw.value)?;
-        self.last_expires_at_ms = Envelope::parse(&raw.value)?.expires_at_ms;
-        self.last_key = Some(raw.key);
+        self.next += 1;
+        let (key, envelope) = (&self.arena[start..key_end], &self.arena[key_end..end]);
+        let env = Envelope::parse(envelope)?;
+        let entry = Entry {
+            key: match &self.prefix {
+                Some((prefix, bytes)) => prefix.decode_extending(bytes, key)?,
+                None => Key::decode(key)?,
+            },
+            value: decode_payload(&env)?,
+            versionstamp: env.versionstamp,
+        };
+        self.last_expires_at_ms = env.expires_at_ms;
+        match &mut self.last_key {
+            Some(last) => {
+                last.clear();
+                last.extend_from_slice(key);
+            }
+            None => self.last_key = Some(key.to_vec()),
+        }
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }
