@@ -1,12 +1,14 @@
 //! Group commit: one thread per open database drains every queued write into one redb write
-//! transaction. It never waits to fill a batch: it takes whatever is queued when it is free,
-//! so a lone writer pays no extra latency.
+//! transaction. It never waits to fill a batch: it takes whatever is queued when it is free.
+//! A writer that finds nothing queued and nothing committing commits on its own thread
+//! instead (`Committer::try_inline`), so a lone writer pays no thread hand-off.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 
 use crate::engine::{Engine, WriteOp, WriteResult};
 use crate::watch::Notifier;
@@ -28,6 +30,60 @@ pub(crate) struct Request {
     pub(crate) reply: Sender<Result<WriteResult>>,
 }
 
+/// What the committer thread and inline writers share.
+pub(crate) struct Committer {
+    engine: Arc<Engine>,
+    notifier: Arc<Notifier>,
+    clock: Arc<dyn Clock>,
+    /// Held for each batch, from beginning its transaction to notifying watchers.
+    batch: Mutex<()>,
+    /// Writers may commit on their own thread (not with buffered durability, whose flush
+    /// deadline the committer thread keeps).
+    inline: bool,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("inline", &self.inline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// Commits `op` on the calling thread if nothing is queued on `queue` and no batch is
+    /// committing; otherwise hands `op` back to be queued. The caller keeps its clone of
+    /// `queue` until this returns, so the committer thread (and `close`) wait for it.
+    pub(crate) fn try_inline(
+        &self,
+        queue: &Sender<Request>,
+        op: WriteOp,
+    ) -> std::result::Result<Result<WriteResult>, WriteOp> {
+        if !self.inline || !queue.is_empty() {
+            return Err(op);
+        }
+        let Some(guard) = self.batch.try_lock() else {
+            return Err(op);
+        };
+        let ops = [op];
+        let result = self.commit(&ops, true);
+        drop(guard);
+        Ok(result.and_then(|mut results| results.pop().unwrap_or(Err(Error::Closed))))
+    }
+
+    /// Commits `ops` as one batch and notifies watchers; the caller holds `batch`.
+    fn commit(&self, ops: &[WriteOp], durable: bool) -> Result<Vec<Result<WriteResult>>> {
+        let (results, committed_seq) =
+            self.engine
+                .commit_batch(ops, self.clock.now_millis(), durable)?;
+        if let Some(seq) = committed_seq {
+            notify(&self.notifier, ops, &results);
+            self.notifier.saw_sequence(seq);
+        }
+        Ok(results)
+    }
+}
+
 /// Starts the committer; it exits when every `Sender` is dropped and the queue is drained.
 pub(crate) fn spawn(
     engine: Arc<Engine>,
@@ -35,34 +91,32 @@ pub(crate) fn spawn(
     clock: Arc<dyn Clock>,
     group_commit: bool,
     flush_interval: Option<Duration>,
-) -> Result<(Sender<Request>, JoinHandle<()>)> {
+) -> Result<(Sender<Request>, Arc<Committer>, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let max_ops = if group_commit { MAX_BATCH_OPS } else { 1 };
+    let committer = Arc::new(Committer {
+        engine,
+        notifier,
+        clock,
+        batch: Mutex::new(()),
+        inline: flush_interval.is_none(),
+    });
+    let shared = Arc::clone(&committer);
     let handle = std::thread::Builder::new()
         .name("valkeyrie-committer".into())
-        .spawn(move || {
-            run(
-                &engine,
-                &notifier,
-                clock.as_ref(),
-                &rx,
-                max_ops,
-                flush_interval,
-            )
-        })?;
-    Ok((tx, handle))
+        .spawn(move || run(&shared, &rx, max_ops, flush_interval))?;
+    Ok((tx, committer, handle))
 }
 
 /// `flush_interval`: `None` commits every batch durably; `Some(d)` commits without fsync
 /// and flushes once `d` has passed with commits unflushed, and before exiting.
 fn run(
-    engine: &Engine,
-    notifier: &Notifier,
-    clock: &dyn Clock,
+    committer: &Committer,
     rx: &Receiver<Request>,
     max_ops: usize,
     flush_interval: Option<Duration>,
 ) {
+    let engine = committer.engine.as_ref();
     // When the oldest unflushed commit must be flushed by.
     let mut flush_by: Option<Instant> = None;
     loop {
@@ -101,12 +155,9 @@ fn run(
             batch.into_iter().map(|r| (r.op, r.reply)).unzip();
         let durable =
             flush_interval.is_none() || flush_by.is_some_and(|deadline| Instant::now() >= deadline);
-        match engine.commit_batch(&ops, clock.now_millis(), durable) {
-            Ok((results, committed_seq)) => {
-                if let Some(seq) = committed_seq {
-                    notify(notifier, &ops, &results);
-                    notifier.saw_sequence(seq);
-                }
+        let batch_lock = committer.batch.lock();
+        match committer.commit(&ops, durable) {
+            Ok(results) => {
                 flush_by = match (durable, flush_by, flush_interval) {
                     (true, ..) => None,
                     (false, Some(deadline), _) => Some(deadline),
@@ -116,16 +167,20 @@ fn run(
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
-                // Let the writers just answered queue their next operation, so they join
-                // the next batch instead of forming a cohort that alternates with the
-                // writers already queued. Bounded yields, not a timer: they end as soon as
-                // the answered writers are back, and cost microseconds when they never come.
+                // Several writers are active: let the ones just answered queue their next
+                // operation, so they join the next batch instead of forming a cohort that
+                // alternates with the writers already queued (or committing alone, inline,
+                // which is why the batch lock stays held). Bounded yields, not a timer: they
+                // end as soon as the answered writers are back. A lone writer is released at
+                // once and commits inline next time.
                 let queued = rx.len();
-                for _ in 0..MAX_YIELDS {
-                    if rx.len() >= queued + answered {
-                        break;
+                if answered > 1 || queued > 0 {
+                    for _ in 0..MAX_YIELDS {
+                        if rx.len() >= queued + answered {
+                            break;
+                        }
+                        std::thread::yield_now();
                     }
-                    std::thread::yield_now();
                 }
             }
             Err(err) => {
@@ -134,6 +189,7 @@ fn run(
                 }
             }
         }
+        drop(batch_lock);
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
-use crate::committer::{self, Request};
+use crate::committer::{self, Committer, Request};
 use crate::engine::{Engine, WriteOp, WriteResult};
 use crate::expiry::{self, spawn_sweeper};
 use crate::schema::SchemaRegistry;
@@ -77,6 +77,8 @@ struct Inner {
 struct Running {
     engine: Arc<Engine>,
     commits: Sender<Request>,
+    /// Commits on the writer's own thread when nothing else is committing.
+    inline: Arc<Committer>,
     committer: JoinHandle<()>,
     sweeper: Option<Ticker>,
     /// Started by the first watch.
@@ -150,7 +152,7 @@ impl Kv {
     ) -> Result<Kv> {
         let engine = Arc::new(engine);
         let notifier = Arc::new(Notifier::default());
-        let (commits, committer) = committer::spawn(
+        let (commits, inline, committer) = committer::spawn(
             Arc::clone(&engine),
             Arc::clone(&notifier),
             Arc::clone(&config.clock),
@@ -170,6 +172,7 @@ impl Kv {
         let running = Running {
             engine,
             commits,
+            inline,
             committer,
             sweeper,
             poller,
@@ -642,9 +645,24 @@ impl Kv {
             .ok_or(Error::Closed)
     }
 
-    /// Queues one write and waits for its result.
+    /// Commits one write (on this thread if nothing else is committing, else through the
+    /// group-commit queue) and returns its result.
     fn submit(&self, op: WriteOp) -> Result<WriteResult> {
-        self.submit_async(op)?.recv().map_err(|_| Error::Closed)?
+        let (commits, inline) = {
+            let running = self.inner.running.read();
+            let running = running.as_ref().ok_or(Error::Closed)?;
+            (running.commits.clone(), Arc::clone(&running.inline))
+        };
+        let op = match inline.try_inline(&commits, op) {
+            Ok(result) => return result,
+            Err(op) => op,
+        };
+        let (reply, result) = crossbeam_channel::bounded(1);
+        commits
+            .send(Request { op, reply })
+            .map_err(|_| Error::Closed)?;
+        drop((commits, inline));
+        result.recv().map_err(|_| Error::Closed)?
     }
 
     /// Queues one write without waiting; the receiver yields its result.
@@ -703,6 +721,7 @@ impl Inner {
         let Running {
             engine,
             commits,
+            inline,
             committer,
             sweeper,
             poller,
@@ -713,8 +732,10 @@ impl Inner {
         if let Some(poller) = poller.into_inner() {
             poller.stop();
         }
-        // The committer drains what is queued, then exits when the last sender is gone.
+        // The committer drains what is queued, then exits when the last sender is gone
+        // (inline writers hold one until they are done).
         drop(commits);
+        drop(inline);
         let _ = committer.join();
         self.notifier.notify_all(true);
         let result = release(engine);
