@@ -190,3 +190,50 @@ fn readers_listing_during_writes_see_only_whole_entries() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn close_during_writes_keeps_every_acknowledged_write_and_releases_the_file() -> TestResult {
+    for (writers, exclusive) in [(1u64, false), (1, true), (4, false), (4, true)] {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("close.kv");
+        let db = Kv::builder().exclusive(exclusive).open(&path)?;
+        let handles: Vec<_> = (0..writers)
+            .map(|t| {
+                let db = db.clone();
+                thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0u64.. {
+                        match db.set(&key!["w", t, i], &i) {
+                            Ok(vs) => acked.push((i, vs)),
+                            Err(valkeyrie::Error::Closed) => break,
+                            Err(e) => panic!("writer {t}: {e}"),
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_millis(100));
+        db.close()?;
+        let acked: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a writer panicked"))
+            .collect::<std::result::Result<_, _>>()?;
+        // `close` returned: the file is free for an exclusive open, and holds every
+        // acknowledged write with its versionstamp.
+        let reopened = Kv::builder().exclusive(true).open(&path)?;
+        for (t, writes) in acked.iter().enumerate() {
+            assert!(!writes.is_empty(), "writer {t} never committed");
+            for &(i, vs) in writes {
+                let entry = reopened.get::<u64>(&key!["w", t as u64, i])?;
+                assert_eq!(
+                    entry.map(|e| (e.value, e.versionstamp)),
+                    Some((i, vs)),
+                    "writers {writers}, exclusive {exclusive}: write {t}/{i} lost"
+                );
+            }
+        }
+        reopened.close()?;
+    }
+    Ok(())
+}
