@@ -20,7 +20,9 @@ pub struct Stats {
     pub entries: u64,
     /// Stored entries that have an expiry.
     pub expiring_entries: u64,
-    /// Sequence number of the last commit (the first 8 bytes of its versionstamp).
+    /// Sequence number of the last commit (the first 8 bytes of its versionstamp). An
+    /// exclusive-mode file reserves sequences in blocks of 1,024, so right after reopening
+    /// one (before its first commit) this is the reserved bound, up to 1,023 above.
     pub last_sequence: u64,
     /// Size of the database file in bytes (`None` in memory).
     pub file_size_bytes: Option<u64>,

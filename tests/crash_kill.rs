@@ -5,6 +5,8 @@
 //! random delay (sometimes during open), then reopens the file and checks that every
 //! acknowledged commit is present with its value and versionstamp, that at most one
 //! unacknowledged commit landed, and that new versionstamps continue above the old ones.
+//! Odd cycles run the child in exclusive mode, which reserves sequences in blocks, so the
+//! file switches modes between crashes.
 
 use std::collections::hash_map::RandomState;
 use std::env;
@@ -17,6 +19,8 @@ use std::time::Duration;
 use valkeyrie::{Kv, KvU64, Versionstamp, key};
 
 const ROLE: &str = "VALKEYRIE_CRASH_CHILD_DB";
+/// Set: the child opens the file in exclusive mode.
+const EXCLUSIVE: &str = "VALKEYRIE_CRASH_CHILD_EXCLUSIVE";
 const CYCLES: usize = 50;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -27,7 +31,9 @@ fn crash_child() -> TestResult {
     let Ok(path) = env::var(ROLE) else {
         return Ok(());
     };
-    let db = Kv::open(&path)?;
+    let db = Kv::builder()
+        .exclusive(env::var_os(EXCLUSIVE).is_some())
+        .open(&path)?;
     let start = db.get::<KvU64>(&key!["gen"])?.map_or(0, |e| e.value.0);
     let filler = "x".repeat(512);
     let mut out = std::io::stdout().lock();
@@ -65,7 +71,11 @@ fn kill_9_never_loses_an_acknowledged_commit() -> TestResult {
     let mut highest_acked: Option<Versionstamp> = None;
     let mut acked_total = 0u64;
     for cycle in 0..CYCLES {
-        let mut child = Command::new(env::current_exe()?)
+        let mut command = Command::new(env::current_exe()?);
+        if cycle % 2 == 1 {
+            command.env(EXCLUSIVE, "1");
+        }
+        let mut child = command
             .args([
                 "crash_child",
                 "--exact",

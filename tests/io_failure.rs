@@ -147,8 +147,19 @@ fn injected_io_failures_never_lose_acknowledged_commits() -> valkeyrie::Result<(
             found == acked || maybe.as_ref() == Some(&found),
             "budget {budget}: store has {found:?}, acknowledged {acked:?}"
         );
-        // The reopened database is fully usable.
-        assert!(db.atomic().sum(&key!["after"], 1).commit()?.is_committed());
+        // The reopened database is fully usable, and its stamps continue above every stored one.
+        let newest = db
+            .list::<KvU64>(Selector::prefix(Key::default()), ListOptions::default())?
+            .map(|e| e.map(|e| e.versionstamp))
+            .collect::<valkeyrie::Result<Vec<_>>>()?
+            .into_iter()
+            .max();
+        let stamp = db.atomic().sum(&key!["after"], 1).commit()?.versionstamp();
+        assert!(stamp.is_some(), "budget {budget}: the sum did not commit");
+        assert!(
+            newest < stamp,
+            "budget {budget}: new stamp {stamp:?} not above stored {newest:?}"
+        );
         assert_eq!(
             db.get::<KvU64>(&key!["after"])?.map(|e| e.value),
             Some(KvU64(1))

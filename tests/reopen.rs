@@ -181,3 +181,32 @@ fn destroy_on_close_removes_the_file() -> TestResult {
     assert!(path.exists(), "without destroy_on_close the file stays");
     Ok(())
 }
+
+#[test]
+fn exclusive_mode_stamps_keep_growing_across_reopens_and_mode_switches() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("stamps.kv");
+    let mut last: Option<Versionstamp> = None;
+    // Exclusive mode reserves sequences in blocks; 1,500 commits cross a block boundary.
+    for (round, (exclusive, commits)) in
+        [(true, 1500), (false, 3), (true, 5), (true, 1), (false, 2)]
+            .into_iter()
+            .enumerate()
+    {
+        let db = Kv::builder().exclusive(exclusive).open(&path)?;
+        for i in 0..commits {
+            let vs = db.set(&key!["k", i % 10], &i)?;
+            assert!(
+                last.is_none_or(|l| vs > l),
+                "round {round}: {vs} after {last:?}"
+            );
+            assert_eq!(
+                db.get::<i32>(&key!["k", i % 10])?.map(|e| e.versionstamp),
+                Some(vs)
+            );
+            last = Some(vs);
+        }
+        db.close()?;
+    }
+    Ok(())
+}

@@ -8,6 +8,7 @@ mod tables;
 mod write;
 
 pub(crate) use write::{WriteOp, WriteResult};
+use write::SeqBlock;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -101,6 +102,9 @@ pub(crate) struct Engine {
     /// Commits are fsynced before they are acknowledged.
     always_durable: bool,
     lock_timeout: Duration,
+    /// Private files (exclusive or in memory) only: the sequence state, `None` until the
+    /// first commit reads it from META. Shared files read META in every write transaction.
+    seq_block: Option<parking_lot::Mutex<Option<SeqBlock>>>,
 }
 
 impl Engine {
@@ -151,6 +155,7 @@ impl Engine {
             in_memory,
             always_durable: opts.durability == Durability::Immediate,
             lock_timeout: opts.lock_timeout,
+            seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
         };
         engine.init(&name)?;
         Ok(engine)

@@ -107,7 +107,8 @@ impl Engine {
         Ok(table.first().map_err(storage)?.map(|(k, _)| k.value().0))
     }
 
-    /// The sequence of the last commit, from any process.
+    /// The sequence of the last commit, from any process (shared files; a private file's
+    /// META holds its reserved bound).
     pub(crate) fn sequence(&self) -> Result<u64> {
         let txn = self.begin_read()?;
         let meta = txn.open_table(META).map_err(storage)?;
@@ -129,7 +130,10 @@ impl Engine {
             fragmented_bytes: ds.fragmented_bytes() + es.fragmented_bytes(),
             entries: data.len().map_err(storage)?,
             expiring_entries: expiry.len().map_err(storage)?,
-            sequence: meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),
+            sequence: match self.seq_block.as_ref().and_then(|b| *b.lock()) {
+                Some(block) => block.last,
+                None => meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),
+            },
         })
     }
 }

@@ -39,13 +39,28 @@ pub(crate) enum WriteResult {
 }
 
 /// The final state of one key after an operation's mutations.
-enum NewState {
+enum NewState<'a> {
     Put {
         encoding: Encoding,
-        payload: Vec<u8>,
+        payload: Payload<'a>,
         expires_at_ms: u64,
     },
     Deleted,
+}
+
+/// A value to store: borrowed from the operation, or a computed counter.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    U64([u8; 8]),
+}
+
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::U64(b) => b,
+        }
+    }
 }
 
 type DataTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
@@ -66,25 +81,62 @@ impl Engine {
         durable: bool,
     ) -> Result<(Vec<Result<WriteResult>>, Option<u64>)> {
         let txn = self.begin_write(durable)?;
-        let (results, committed_seq) = apply_all(&txn, ops, now_ms)?;
-        if committed_seq.is_some() {
-            txn.commit().map_err(storage)?;
-        } else {
+        // Private files keep the sequence in memory (see `SeqBlock`); shared ones read it.
+        let cached = self.seq_block.as_ref().and_then(|b| *b.lock());
+        let (results, block) = apply_all(&txn, ops, now_ms, cached, !self.shared)?;
+        let Some(block) = block else {
             txn.abort().map_err(storage)?;
+            return Ok((results, None));
+        };
+        let committed = txn.commit().map_err(storage);
+        if let Some(cache) = &self.seq_block {
+            // After a failed commit, reread META: it is at or above anything that may have
+            // reached the disk, so no sequence is issued twice.
+            *cache.lock() = committed.is_ok().then_some(block);
         }
-        Ok((results, committed_seq))
+        committed?;
+        Ok((results, Some(block.last)))
     }
 }
 
+/// Sequences issued so far: `last` was the latest; the file's stored sequence is `reserved`.
+///
+/// Invariant: `reserved >= last`, and every sequence ever issued is `<= reserved`, so a
+/// reopened file continues above all of them. Shared files store each commit's sequence
+/// (other processes read it); private files reserve [`SEQ_BLOCK`] at a time, so most commits
+/// leave the META table (one page per commit) untouched.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeqBlock {
+    pub(crate) last: u64,
+    pub(crate) reserved: u64,
+}
+
+/// Sequences a private file reserves per META write.
+const SEQ_BLOCK: u64 = 1024;
+
+/// Applies `ops`; returns their results and, if anything changed, the new sequence state
+/// (already written to META where needed). `cached`: the in-memory state of a private file.
 fn apply_all(
     txn: &WriteTransaction,
     ops: &[WriteOp],
     now_ms: u64,
-) -> Result<(Vec<Result<WriteResult>>, Option<u64>)> {
+    cached: Option<SeqBlock>,
+    reserve: bool,
+) -> Result<(Vec<Result<WriteResult>>, Option<SeqBlock>)> {
     let mut data = txn.open_table(DATA).map_err(storage)?;
     let mut expiry = txn.open_table(EXPIRY).map_err(storage)?;
-    let mut meta = txn.open_table(META).map_err(storage)?;
-    let seq = meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()) + 1;
+    let stored = match cached {
+        Some(block) => block,
+        None => {
+            let meta = txn.open_table(META).map_err(storage)?;
+            let seq = meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value());
+            SeqBlock {
+                last: seq,
+                reserved: seq,
+            }
+        }
+    };
+    let seq = stored.last + 1;
     let mut index: u16 = 0;
     let mut changed = false;
     let mut results = Vec::with_capacity(ops.len());
@@ -118,8 +170,16 @@ fn apply_all(
     if !changed {
         return Ok((results, None));
     }
-    meta.insert(SEQ, seq).map_err(storage)?;
-    Ok((results, Some(seq)))
+    let mut block = SeqBlock {
+        last: seq,
+        reserved: stored.reserved,
+    };
+    if seq > stored.reserved {
+        block.reserved = if reserve { seq + SEQ_BLOCK - 1 } else { seq };
+        let mut meta = txn.open_table(META).map_err(storage)?;
+        meta.insert(SEQ, block.reserved).map_err(storage)?;
+    }
+    Ok((results, Some(block)))
 }
 
 /// The live envelope's versionstamp and counter value at `key`, reading the transaction.
@@ -180,7 +240,7 @@ fn apply_atomic(
                 };
                 NewState::Put {
                     encoding: *encoding,
-                    payload: payload.clone(),
+                    payload: Payload::Borrowed(payload),
                     expires_at_ms,
                 }
             }
@@ -198,7 +258,7 @@ fn apply_atomic(
                         encoding: Encoding::U64,
                         payload,
                         ..
-                    }) => Some(u64_payload(payload)),
+                    }) => Some(u64_payload(payload.bytes())),
                     Some(NewState::Put { encoding, .. }) => {
                         return Ok(Err(not_u64(&m.key, counter, *encoding)));
                     }
@@ -214,7 +274,7 @@ fn apply_atomic(
                 let next = counter.apply_u64(cur).unwrap_or_default();
                 NewState::Put {
                     encoding: Encoding::U64,
-                    payload: next.to_le_bytes().to_vec(),
+                    payload: Payload::U64(next.to_le_bytes()),
                     expires_at_ms: 0,
                 }
             }
@@ -230,7 +290,7 @@ fn apply_atomic(
                 payload,
                 expires_at_ms,
             } => {
-                Envelope::write(&mut buf, *encoding, vs, *expires_at_ms, payload);
+                Envelope::write(&mut buf, *encoding, vs, *expires_at_ms, payload.bytes());
                 if *expires_at_ms != 0 {
                     expiry.insert((*expires_at_ms, key), ()).map_err(storage)?;
                 }
