@@ -11,7 +11,9 @@ use crate::expiry::DEFAULT_SWEEP_INTERVAL;
 use crate::kv::Config;
 use crate::schema::{Issue, Pattern, SchemaRegistry};
 use crate::watch::DEFAULT_POLL_INTERVAL;
-use crate::{Clock, Codec, Durability, Kv, Limits, Result, SystemClock};
+use crate::{
+    Clock, Codec, Consistency, DEFAULT_MAX_STALENESS, Durability, Kv, Limits, Result, SystemClock,
+};
 
 /// Default limit of the storage engine's page cache (redb's own default is 1 GiB). Reads of
 /// pages outside it go to the operating system's file cache; a bulk import's memory stays
@@ -50,6 +52,8 @@ pub struct KvBuilder {
     cache_size_bytes: Option<usize>,
     check_integrity: bool,
     watch_poll_interval: Duration,
+    consistency: Consistency,
+    max_staleness: Duration,
     schemas: SchemaRegistry,
 }
 
@@ -68,6 +72,8 @@ impl Default for KvBuilder {
             cache_size_bytes: Some(DEFAULT_CACHE_SIZE_BYTES),
             check_integrity: false,
             watch_poll_interval: DEFAULT_POLL_INTERVAL,
+            consistency: Consistency::Strong,
+            max_staleness: DEFAULT_MAX_STALENESS,
             schemas: SchemaRegistry::default(),
         }
     }
@@ -319,6 +325,56 @@ impl KvBuilder {
         self
     }
 
+    /// How fresh reads must be (default [`Consistency::Strong`]): with
+    /// [`Consistency::Eventual`], `get`, `get_many`, `get_bytes` and listing batches reuse a
+    /// recent snapshot, up to [`max_staleness`](Self::max_staleness) old, instead of opening
+    /// a read transaction each; the handle still reads its own writes at once. Only shared
+    /// files are affected: exclusive and in-memory databases always reuse snapshots and stay
+    /// strongly consistent. See [`Consistency`] for the guarantees.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Consistency, Kv};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Kv::builder().consistency(Consistency::Eventual).open(dir.path().join("db"))?;
+    /// db.set(&key!["a"], &1)?;
+    /// assert_eq!(db.get::<i32>(&key!["a"])?.unwrap().value, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
+        self
+    }
+
+    /// With [`Consistency::Eventual`], the longest time a read may miss another handle's or
+    /// process's commit (default [`DEFAULT_MAX_STALENESS`], 10 ms): the age after which a
+    /// reused snapshot is replaced by a fresh one. Zero makes every read fresh. Ignored with
+    /// [`Consistency::Strong`].
+    ///
+    /// A reused snapshot keeps the pages it reads from being reused by writers, so a larger
+    /// value can make the file grow under heavy writing by other processes; this handle's
+    /// own commits drop the snapshot at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{Consistency, Kv};
+    /// let dir = tempfile::tempdir()?;
+    /// let _db = Kv::builder()
+    ///     .consistency(Consistency::Eventual)
+    ///     .max_staleness(Duration::from_millis(100))
+    ///     .open(dir.path().join("db"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.max_staleness = max_staleness;
+        self
+    }
+
     /// Verifies every page checksum when opening (slower open; default off).
     ///
     /// # Examples
@@ -386,6 +442,8 @@ impl KvBuilder {
             lock_timeout: self.lock_timeout,
             cache_size_bytes: self.cache_size_bytes,
             check_integrity: self.check_integrity,
+            max_staleness: (self.consistency == Consistency::Eventual)
+                .then_some(self.max_staleness),
             create_in_place: false,
         })?;
         let flush_interval = match self.durability {

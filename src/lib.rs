@@ -43,6 +43,7 @@
 mod atomic;
 mod builder;
 mod committer;
+mod consistency;
 mod durability;
 mod engine;
 mod entry;
@@ -65,6 +66,7 @@ mod watch;
 
 pub use atomic::{AtomicOperation, CheckFailure, CommitOutcome, FailedCheck};
 pub use builder::{DEFAULT_CACHE_SIZE_BYTES, DEFAULT_LOCK_TIMEOUT, KvBuilder};
+pub use consistency::{Consistency, DEFAULT_MAX_STALENESS};
 pub use durability::Durability;
 pub use entry::Entry;
 pub use error::{Error, Result};

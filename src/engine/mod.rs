@@ -4,11 +4,12 @@ mod errors;
 mod inspect;
 mod maintenance;
 mod read;
+mod snapshot;
 mod tables;
 mod write;
 
-pub(crate) use write::{WriteOp, WriteResult};
 use write::SeqBlock;
+pub(crate) use write::{WriteOp, WriteResult};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use redb::{
 
 use self::errors::storage;
 use self::inspect::check_format;
+use self::snapshot::SnapshotCache;
 use self::tables::{CURRENT_FORMAT_VERSION, DATA, EXPIRY, FORMAT_VERSION, META, SEQ};
 use crate::{Durability, Error, Result};
 
@@ -83,6 +85,9 @@ pub(crate) struct EngineOptions {
     pub(crate) lock_timeout: Duration,
     pub(crate) cache_size_bytes: Option<usize>,
     pub(crate) check_integrity: bool,
+    /// Eventual consistency: how old a reused read snapshot may be (`None`: strong). Private
+    /// storage reuses snapshots whatever this says (see [`SnapshotCache`]).
+    pub(crate) max_staleness: Option<Duration>,
     /// Create a missing file directly at its path (only for the temporary file of
     /// [`create_atomically`]).
     pub(crate) create_in_place: bool,
@@ -102,6 +107,8 @@ pub(crate) struct Engine {
     /// Commits are fsynced before they are acknowledged.
     always_durable: bool,
     lock_timeout: Duration,
+    /// The read snapshot `get_raw` and `scan_with` reuse; every commit invalidates it.
+    snapshots: SnapshotCache,
     /// Private files (exclusive or in memory) only: the sequence state, `None` until the
     /// first commit reads it from META. Shared files read META in every write transaction.
     seq_block: Option<parking_lot::Mutex<Option<SeqBlock>>>,
@@ -155,6 +162,7 @@ impl Engine {
             in_memory,
             always_durable: opts.durability == Durability::Immediate,
             lock_timeout: opts.lock_timeout,
+            snapshots: SnapshotCache::new(shared, opts.max_staleness),
             seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
         };
         engine.init(&name)?;
@@ -237,6 +245,7 @@ impl Engine {
 
     /// Releases the file, reporting errors a drop would hide.
     pub(crate) fn close(self) -> Result<()> {
+        self.snapshots.invalidate();
         if !self.always_durable {
             self.flush()?;
         }
@@ -271,6 +280,7 @@ fn create_atomically(
         lock_timeout,
         cache_size_bytes,
         check_integrity: false,
+        max_staleness: None,
         create_in_place: true,
     })
     .and_then(Engine::close);

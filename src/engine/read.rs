@@ -1,9 +1,14 @@
-//! Snapshot reads: each call is one short read transaction, never held across calls.
+//! Snapshot reads. Internal reads (sequence, stats, expiry index) each take a fresh, short
+//! read transaction; the user's reads (`get_raw`, `scan_with`) may reuse the handle's cached
+//! snapshot of the DATA table (see [`SnapshotCache`](super::snapshot::SnapshotCache)).
+
+use std::sync::Arc;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::Engine;
 use super::errors::storage;
+use super::snapshot::{DataTable, Snapshot};
 use super::tables::{DATA, EXPIRY, META, SEQ};
 use crate::Result;
 use crate::value::Envelope;
@@ -26,16 +31,36 @@ pub(crate) struct RawStats {
 }
 
 impl Engine {
-    /// Reads the stored envelopes of `keys` in one snapshot (expired ones included).
+    /// A snapshot of the DATA table: the cached one where the handle's consistency allows,
+    /// else a fresh one. `strong`: it must include every commit acknowledged (by any
+    /// process) before this call, whatever the handle's consistency.
+    fn data_snapshot(&self, strong: bool) -> Result<Arc<Snapshot>> {
+        self.snapshots.read(strong, || {
+            self.begin_read()?.open_table(DATA).map_err(storage)
+        })
+    }
+
+    /// Reads the stored envelopes of `keys` in one snapshot (expired ones included), as the
+    /// handle's consistency allows.
     pub(crate) fn get_raw(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let txn = self.begin_read()?;
-        let table = txn.open_table(DATA).map_err(storage)?;
+        self.get_raw_in(keys, false)
+    }
+
+    /// Like [`Engine::get_raw`], but always strongly consistent (for watches).
+    pub(crate) fn get_raw_latest(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.get_raw_in(keys, true)
+    }
+
+    fn get_raw_in(&self, keys: &[&[u8]], strong: bool) -> Result<Vec<Option<Vec<u8>>>> {
+        let snapshot = self.data_snapshot(strong)?;
+        let table = &snapshot.data;
         keys.iter()
             .map(|k| Ok(table.get(*k).map_err(storage)?.map(|g| g.value().to_vec())))
             .collect()
     }
 
-    /// Reads up to `limit` live entries with `start <= key < end`, ascending or descending.
+    /// Reads up to `limit` live entries with `start <= key < end`, ascending or descending,
+    /// always strongly consistent (for watches).
     pub(crate) fn scan(
         &self,
         start: &[u8],
@@ -45,18 +70,28 @@ impl Engine {
         now_ms: u64,
     ) -> Result<Vec<RawEntry>> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        self.scan_with(start, end, reverse, limit, now_ms, |k, v| {
-            out.push(RawEntry {
-                key: k.to_vec(),
-                value: v.to_vec(),
-            });
-        })?;
+        let snapshot = self.data_snapshot(true)?;
+        scan_table(
+            &snapshot.data,
+            start,
+            end,
+            reverse,
+            limit,
+            now_ms,
+            |k, v| {
+                out.push(RawEntry {
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                });
+            },
+        )?;
         Ok(out)
     }
 
-    /// Like [`Engine::scan`], but hands each live entry's key and envelope to `visit` inside
-    /// the read transaction (no copies); returns how many it visited (at most `limit`).
-    /// Unparseable envelopes are visited too, so the caller reports them.
+    /// Like [`Engine::scan`], but as the handle's consistency allows, and hands each live
+    /// entry's key and envelope to `visit` inside the read snapshot (no copies); returns how
+    /// many it visited (at most `limit`). Unparseable envelopes are visited too, so the
+    /// caller reports them.
     pub(crate) fn scan_with(
         &self,
         start: &[u8],
@@ -64,40 +99,13 @@ impl Engine {
         reverse: bool,
         limit: usize,
         now_ms: u64,
-        mut visit: impl FnMut(&[u8], &[u8]),
+        visit: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize> {
         if start >= end || limit == 0 {
             return Ok(0);
         }
-        let txn = self.begin_read()?;
-        let table = txn.open_table(DATA).map_err(storage)?;
-        let range = table.range::<&[u8]>(start..end).map_err(storage)?;
-        let mut visited = 0;
-        let mut step = |item: redb::Result<_>| -> Result<bool> {
-            let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
-                item.map_err(storage)?;
-            let bytes = v.value();
-            if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
-                return Ok(false);
-            }
-            visit(k.value(), bytes);
-            visited += 1;
-            Ok(visited >= limit)
-        };
-        if reverse {
-            for item in range.rev() {
-                if step(item)? {
-                    break;
-                }
-            }
-        } else {
-            for item in range {
-                if step(item)? {
-                    break;
-                }
-            }
-        }
-        Ok(visited)
+        let snapshot = self.data_snapshot(false)?;
+        scan_table(&snapshot.data, start, end, reverse, limit, now_ms, visit)
     }
 
     /// The earliest expiry instant in the index, if any.
@@ -136,4 +144,46 @@ impl Engine {
             },
         })
     }
+}
+
+/// Visits up to `limit` live entries of `table` with `start <= key < end`; returns how many.
+fn scan_table(
+    table: &DataTable,
+    start: &[u8],
+    end: &[u8],
+    reverse: bool,
+    limit: usize,
+    now_ms: u64,
+    mut visit: impl FnMut(&[u8], &[u8]),
+) -> Result<usize> {
+    if start >= end || limit == 0 {
+        return Ok(0);
+    }
+    let range = table.range::<&[u8]>(start..end).map_err(storage)?;
+    let mut visited = 0;
+    let mut step = |item: redb::Result<_>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
+            item.map_err(storage)?;
+        let bytes = v.value();
+        if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
+            return Ok(false);
+        }
+        visit(k.value(), bytes);
+        visited += 1;
+        Ok(visited >= limit)
+    };
+    if reverse {
+        for item in range.rev() {
+            if step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(visited)
 }

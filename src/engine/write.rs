@@ -89,6 +89,9 @@ impl Engine {
             return Ok((results, None));
         };
         let committed = txn.commit().map_err(storage);
+        // Before acknowledging, so this handle reads its own writes (also on failure: the
+        // commit may still have reached the file).
+        self.snapshots.invalidate();
         if let Some(cache) = &self.seq_block {
             // After a failed commit, reread META: it is at or above anything that may have
             // reached the disk, so no sequence is issued twice.

@@ -77,7 +77,7 @@ impl<V: DeserializeOwned> Snapshots for KeySnapshots<V> {
     fn read(&mut self, sub: &Subscription, always: bool) -> Result<Option<Snapshot<V>>> {
         let refs: Vec<&[u8]> = self.encoded.iter().map(Vec::as_slice).collect();
         let now = sub.kv.now_millis();
-        let raw = sub.kv.engine()?.get_raw(&refs)?;
+        let raw = sub.kv.engine()?.get_raw_latest(&refs)?;
         let mut live = Vec::with_capacity(raw.len());
         for bytes in &raw {
             live.push(match bytes {
