@@ -18,6 +18,8 @@
 //! - `BENCH_SCALE` (default 1.0): multiplies every count (e.g. `0.1` for a quick run).
 //! - `BENCH_ONLY` (e.g. `W1,W5`): run only these workloads.
 //! - `BENCH_STORES` (e.g. `valkeyrie-default,denokv`): run only these stores.
+//! - `BENCH_EVENTUAL=1`: valkeyrie reads with `Consistency::Eventual` (shared mode only
+//!   changes: exclusive mode reuses snapshots anyway).
 //! - `BENCH_IO=1`: print, per run of a write workload, write syscalls and bytes per
 //!   operation from `/proc/self/io` to stderr (use with `strace -f -c` for fsync counts).
 

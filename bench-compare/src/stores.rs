@@ -97,9 +97,14 @@ struct Valkeyrie {
 }
 
 impl Valkeyrie {
+    /// `BENCH_EVENTUAL=1`: the handle reads with `Consistency::Eventual` (default staleness).
     fn open(path: &Path, exclusive: bool) -> Res<Self> {
+        let mut builder = valkeyrie::Kv::builder().exclusive(exclusive);
+        if std::env::var("BENCH_EVENTUAL").is_ok_and(|v| v == "1") {
+            builder = builder.consistency(valkeyrie::Consistency::Eventual);
+        }
         Ok(Self {
-            db: valkeyrie::Kv::builder().exclusive(exclusive).open(path)?,
+            db: builder.open(path)?,
         })
     }
 }
