@@ -2,13 +2,14 @@
 //! read transaction; the user's reads (`get_raw`, `scan_with`) may reuse the handle's cached
 //! snapshot of the DATA table (see [`SnapshotCache`](super::snapshot::SnapshotCache)).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::Engine;
 use super::errors::storage;
-use super::snapshot::{DataTable, Snapshot};
+use super::snapshot::Snapshot;
 use super::tables::{DATA, EXPIRY, META, SEQ};
 use crate::Result;
 use crate::value::Envelope;
@@ -70,21 +71,12 @@ impl Engine {
         now_ms: u64,
     ) -> Result<Vec<RawEntry>> {
         let mut out = Vec::with_capacity(limit.min(1024));
-        let snapshot = self.data_snapshot(true)?;
-        scan_table(
-            &snapshot.data,
-            start,
-            end,
-            reverse,
-            limit,
-            now_ms,
-            |k, v| {
-                out.push(RawEntry {
-                    key: k.to_vec(),
-                    value: v.to_vec(),
-                });
-            },
-        )?;
+        self.scan_in(true, start..end, reverse, limit, now_ms, |k, v| {
+            out.push(RawEntry {
+                key: k.to_vec(),
+                value: v.to_vec(),
+            });
+        })?;
         Ok(out)
     }
 
@@ -101,11 +93,51 @@ impl Engine {
         now_ms: u64,
         visit: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize> {
-        if start >= end || limit == 0 {
+        self.scan_in(false, start..end, reverse, limit, now_ms, visit)
+    }
+
+    /// The scan behind [`Engine::scan`] and [`Engine::scan_with`]; `strong` as in
+    /// [`Engine::data_snapshot`]. An empty range takes no snapshot.
+    fn scan_in(
+        &self,
+        strong: bool,
+        keys: Range<&[u8]>,
+        reverse: bool,
+        limit: usize,
+        now_ms: u64,
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> Result<usize> {
+        if keys.start >= keys.end || limit == 0 {
             return Ok(0);
         }
-        let snapshot = self.data_snapshot(false)?;
-        scan_table(&snapshot.data, start, end, reverse, limit, now_ms, visit)
+        let snapshot = self.data_snapshot(strong)?;
+        let range = snapshot.data.range::<&[u8]>(keys).map_err(storage)?;
+        let mut visited = 0;
+        let mut step = |item: redb::Result<_>| -> Result<bool> {
+            let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
+                item.map_err(storage)?;
+            let bytes = v.value();
+            if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
+                return Ok(false);
+            }
+            visit(k.value(), bytes);
+            visited += 1;
+            Ok(visited >= limit)
+        };
+        if reverse {
+            for item in range.rev() {
+                if step(item)? {
+                    break;
+                }
+            }
+        } else {
+            for item in range {
+                if step(item)? {
+                    break;
+                }
+            }
+        }
+        Ok(visited)
     }
 
     /// The earliest expiry instant in the index, if any.
@@ -144,46 +176,4 @@ impl Engine {
             },
         })
     }
-}
-
-/// Visits up to `limit` live entries of `table` with `start <= key < end`; returns how many.
-fn scan_table(
-    table: &DataTable,
-    start: &[u8],
-    end: &[u8],
-    reverse: bool,
-    limit: usize,
-    now_ms: u64,
-    mut visit: impl FnMut(&[u8], &[u8]),
-) -> Result<usize> {
-    if start >= end || limit == 0 {
-        return Ok(0);
-    }
-    let range = table.range::<&[u8]>(start..end).map_err(storage)?;
-    let mut visited = 0;
-    let mut step = |item: redb::Result<_>| -> Result<bool> {
-        let (k, v): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
-            item.map_err(storage)?;
-        let bytes = v.value();
-        if Envelope::parse(bytes).is_ok_and(|e| !e.is_live(now_ms)) {
-            return Ok(false);
-        }
-        visit(k.value(), bytes);
-        visited += 1;
-        Ok(visited >= limit)
-    };
-    if reverse {
-        for item in range.rev() {
-            if step(item)? {
-                break;
-            }
-        }
-    } else {
-        for item in range {
-            if step(item)? {
-                break;
-            }
-        }
-    }
-    Ok(visited)
 }
