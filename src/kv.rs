@@ -706,11 +706,16 @@ fn decode_live<V: DeserializeOwned>(
     if !env.is_live(now) {
         return Ok(None);
     }
-    Ok(Some(Entry {
-        key: key.clone(),
-        value: decode_payload(&env)?,
+    entry_from(key.clone(), &env).map(Some)
+}
+
+/// The entry a parsed stored envelope holds under `key` (every read path builds entries here).
+pub(crate) fn entry_from<V: DeserializeOwned>(key: Key, env: &Envelope<'_>) -> Result<Entry<V>> {
+    Ok(Entry {
+        key,
+        value: decode_payload(env)?,
         versionstamp: env.versionstamp,
-    }))
+    })
 }
 
 impl Inner {

@@ -4,17 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-use crate::value::{Codec, Encoding, Envelope, decode_payload, encode_value};
+use crate::kv::entry_from;
+use crate::value::{Codec, Encoding, Envelope, encode_value};
 use crate::{Entry, Key, KvU64, Result, Value};
 
 /// Reads stored bytes as an entry, as every read path does.
 fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
-    let env = Envelope::parse(bytes)?;
-    Ok(Entry {
-        key,
-        value: decode_payload(&env)?,
-        versionstamp: env.versionstamp,
-    })
+    entry_from(key, &Envelope::parse(bytes)?)
 }
 
 /// Checks reading `data` as a stored value (envelope and payload): every read is a decode

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use super::ListOptions;
 use super::cursor::{apply_cursor, encode_cursor};
 use super::selector::{Bounds, Selector};
-use crate::value::{Envelope, decode_payload};
+use crate::kv::entry_from;
+use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result};
 
 /// An iterator over the entries a [`Selector`] covers, in key order (or reversed).
@@ -198,22 +199,15 @@ impl<V: DeserializeOwned> ListIter<V> {
         self.next += 1;
         let (key, envelope) = (&self.arena[start..key_end], &self.arena[key_end..end]);
         let env = Envelope::parse(envelope)?;
-        let entry = Entry {
-            key: match &self.prefix {
-                Some((prefix, bytes)) => prefix.decode_extending(bytes, key)?,
-                None => Key::decode(key)?,
-            },
-            value: decode_payload(&env)?,
-            versionstamp: env.versionstamp,
+        let decoded = match &self.prefix {
+            Some((prefix, bytes)) => prefix.decode_extending(bytes, key)?,
+            None => Key::decode(key)?,
         };
+        let entry = entry_from(decoded, &env)?;
         self.last_expires_at_ms = env.expires_at_ms;
-        match &mut self.last_key {
-            Some(last) => {
-                last.clear();
-                last.extend_from_slice(key);
-            }
-            None => self.last_key = Some(key.to_vec()),
-        }
+        let last = self.last_key.get_or_insert_default();
+        last.clear();
+        last.extend_from_slice(key);
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::{Interest, Snapshots, Subscription, Watcher, earliest};
-use crate::value::{Envelope, decode_payload};
+use crate::kv::entry_from;
+use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result, Versionstamp};
 
 /// One snapshot of the watched keys: a slot per key, in the order given.
@@ -98,17 +99,7 @@ impl<V: DeserializeOwned> Snapshots for KeySnapshots<V> {
             .keys
             .iter()
             .zip(live)
-            .map(|(key, env)| {
-                env.map(|e| {
-                    let value = decode_payload(&e)?;
-                    Ok(Entry {
-                        key: key.clone(),
-                        value,
-                        versionstamp: e.versionstamp,
-                    })
-                })
-                .transpose()
-            })
+            .map(|(key, env)| env.map(|e| entry_from(key.clone(), &e)).transpose())
             .collect::<Result<Vec<_>>>()?;
         self.last = stamps;
         Ok(Some(snapshot))

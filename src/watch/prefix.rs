@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::{Interest, Snapshots, Subscription, Watcher, earliest};
-use crate::value::{Envelope, decode_payload};
+use crate::kv::entry_from;
+use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result, Selector, Versionstamp};
 
 /// A stream of snapshots of the entries under a prefix, from [`Kv::watch_prefix`].
@@ -91,14 +92,7 @@ impl<V: DeserializeOwned> Snapshots for PrefixSnapshots<V> {
         let entries = raw
             .iter()
             .zip(&envelopes)
-            .map(|(r, e)| {
-                let (key, value) = (Key::decode(&r.key)?, decode_payload(e)?);
-                Ok(Entry {
-                    key,
-                    value,
-                    versionstamp: e.versionstamp,
-                })
-            })
+            .map(|(r, e)| entry_from(Key::decode(&r.key)?, e))
             .collect::<Result<Vec<_>>>()?;
         self.last = stamps;
         Ok(Some(entries))
