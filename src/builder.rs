@@ -220,7 +220,10 @@ impl KvBuilder {
         self
     }
 
-    /// Deletes the database file when the database is closed.
+    /// Deletes the database file when the database is closed, if no other handle or process
+    /// has it open then (a shared file still in use is kept, and whoever closes it last with
+    /// this option deletes it). The path is resolved when the database is opened, so a later
+    /// change of the working directory does not change which file is deleted.
     ///
     /// # Examples
     ///

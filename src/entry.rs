@@ -1,6 +1,9 @@
 //! `Entry`: a key, its value and its versionstamp.
 
-use crate::{Key, Versionstamp};
+use serde::de::DeserializeOwned;
+
+use crate::value::{Envelope, decode_payload};
+use crate::{Key, Result, Versionstamp};
 
 /// A stored entry: what `get`, `get_many` and `list` return.
 ///
@@ -22,4 +25,16 @@ pub struct Entry<V> {
     pub value: V,
     /// The versionstamp of the commit that last wrote the entry.
     pub versionstamp: Versionstamp,
+}
+
+impl<V: DeserializeOwned> Entry<V> {
+    /// The entry a parsed stored envelope holds under `key` (every read path builds its
+    /// entries here).
+    pub(crate) fn from_envelope(key: Key, env: &Envelope<'_>) -> Result<Self> {
+        Ok(Entry {
+            key,
+            value: decode_payload(env)?,
+            versionstamp: env.versionstamp,
+        })
+    }
 }

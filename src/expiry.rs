@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::committer::Request;
-use crate::engine::{Engine, WriteOp, WriteResult};
+use crate::engine::Engine;
 use crate::ticker::Ticker;
 use crate::{Clock, Result};
 
@@ -43,15 +43,9 @@ pub(crate) fn sweep(commits: &Sender<Request>) -> Result<usize> {
     loop {
         let (reply, result) = crossbeam_channel::bounded(1);
         commits
-            .send(Request {
-                op: WriteOp::Cleanup { limit: SWEEP_BATCH },
-                reply,
-            })
+            .send(Request::Cleanup(SWEEP_BATCH, reply))
             .map_err(|_| crate::Error::Closed)?;
-        let n = match result.recv().map_err(|_| crate::Error::Closed)?? {
-            WriteResult::Cleaned(keys) => keys.len(),
-            _ => 0,
-        };
+        let n = result.recv().map_err(|_| crate::Error::Closed)??.len();
         total += n;
         if n < SWEEP_BATCH {
             return Ok(total);

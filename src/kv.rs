@@ -11,13 +11,14 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::atomic::{AtomicOperation, CommitOutcome, Prepared};
+use crate::atomic::AtomicOperation;
 use crate::committer::{self, Committer, Request};
-use crate::engine::{Engine, WriteOp, WriteResult};
+use crate::engine::Engine;
 use crate::expiry::{self, spawn_sweeper};
+use crate::rules::Mutation;
 use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
-use crate::value::{Codec, Encoded, Encoding, Envelope, decode_payload};
+use crate::value::{Codec, Encoded, Encoding, Envelope};
 use crate::watch::{Interest, Notifier, SubState, spawn_poller};
 use crate::{
     Clock, Entry, Error, Key, KvBuilder, Limits, ListIter, ListOptions, Result, Selector, Stats,
@@ -71,6 +72,8 @@ struct Inner {
     notifier: Arc<Notifier>,
     /// `None` once closed.
     running: RwLock<Option<Running>>,
+    /// Held while closing, so every `close` returns only once the file is released.
+    closing: parking_lot::Mutex<()>,
 }
 
 /// The engine and its background threads.
@@ -183,12 +186,14 @@ impl Kv {
                 config,
                 notifier,
                 running,
+                closing: parking_lot::Mutex::new(()),
             }),
         })
     }
 
     /// Closes the database: waits for queued writes and background work, then releases the
-    /// file. Idempotent; every later operation on any clone returns [`Error::Closed`].
+    /// file. Idempotent; every later operation on any clone returns [`Error::Closed`]. A
+    /// concurrent second call returns once the first has released the file.
     ///
     /// # Examples
     ///
@@ -203,7 +208,10 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// A storage or I/O error from releasing the file (the database is closed regardless).
+    /// A storage or I/O error from releasing the file (the database is closed regardless);
+    /// [`Error::Storage`] if another thread still used the database 10 s after the close
+    /// began (a listing or watch being read): the file is then released, and not deleted,
+    /// when that use ends.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
@@ -272,7 +280,7 @@ impl Kv {
     /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Encode`],
     /// [`Error::TotalMutationSizeTooLarge`], [`Error::Closed`], or a storage error.
     pub fn set<V: Serialize + ?Sized>(&self, key: &Key, value: &V) -> Result<Versionstamp> {
-        committed(self.atomic().set(key, value).commit()?)
+        self.atomic().set(key, value).commit_unchecked()
     }
 
     /// Sets `key` to `value`, expiring `expire_in` after the commit. From that instant the
@@ -301,7 +309,9 @@ impl Kv {
         value: &V,
         expire_in: Duration,
     ) -> Result<Versionstamp> {
-        committed(self.atomic().set_expiring(key, value, expire_in).commit()?)
+        self.atomic()
+            .set_expiring(key, value, expire_in)
+            .commit_unchecked()
     }
 
     /// Stores `bytes` as they are, bypassing the codec. Read them back with
@@ -325,7 +335,9 @@ impl Kv {
             encoding: Encoding::Bytes,
             payload: bytes.to_vec(),
         };
-        committed(self.atomic().push_encoded(key, enc, None).commit()?)
+        self.atomic()
+            .push_encoded(key, enc, None)
+            .commit_unchecked()
     }
 
     /// Reads the raw bytes stored by [`Kv::set_bytes`] (or the payload of any value, as
@@ -433,7 +445,7 @@ impl Kv {
     ///
     /// [`Error::EmptyKey`], [`Error::KeyTooLarge`], [`Error::Closed`], or a storage error.
     pub fn delete(&self, key: &Key) -> Result<()> {
-        committed(self.atomic().delete(key).commit()?).map(|_| ())
+        self.atomic().delete(key).commit_unchecked().map(|_| ())
     }
 
     /// Starts an atomic operation.
@@ -516,7 +528,7 @@ impl Kv {
     ///
     /// [`Error::Closed`] or a storage error.
     pub fn clear(&self) -> Result<()> {
-        self.submit(WriteOp::Clear).map(|_| ())
+        self.submit(Request::Clear)
     }
 
     /// Entry counts, the last commit sequence and the file size.
@@ -529,11 +541,9 @@ impl Kv {
     ///
     /// [`Error::Closed`] or a storage error.
     pub fn stats(&self) -> Result<Stats> {
-        let raw = self.engine()?.raw_stats()?;
-        let file_size_bytes = match self.path() {
-            Some(p) => Some(std::fs::metadata(p)?.len()),
-            None => None,
-        };
+        let engine = self.engine()?;
+        let raw = engine.raw_stats()?;
+        let file_size_bytes = engine.file_size()?;
         Ok(Stats {
             entries: raw.entries,
             expiring_entries: raw.expiring_entries,
@@ -588,7 +598,9 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], or [`Error::Storage`] if the file is corrupt beyond repair.
+    /// [`Error::Closed`]; [`Error::LockTimeout`] if this handle's reads or commits in
+    /// progress (it waits for them: a check needs the file to itself) did not end within the
+    /// lock timeout; [`Error::Storage`] if the file is corrupt beyond repair.
     pub fn check_integrity(&self) -> Result<bool> {
         self.engine()?.check_integrity()
     }
@@ -646,53 +658,37 @@ impl Kv {
     }
 
     /// Commits one write (on this thread if nothing else is committing, else through the
-    /// group-commit queue) and returns its result.
-    fn submit(&self, op: WriteOp) -> Result<WriteResult> {
+    /// group-commit queue) and returns its result. `request` builds the write around the
+    /// channel its result comes back on.
+    pub(crate) fn submit<T>(
+        &self,
+        request: impl FnOnce(Sender<Result<T>>) -> Request,
+    ) -> Result<T> {
         let (commits, inline) = {
             let running = self.inner.running.read();
             let running = running.as_ref().ok_or(Error::Closed)?;
             (running.commits.clone(), Arc::clone(&running.inline))
         };
-        let op = match inline.try_inline(&commits, op) {
-            Ok(result) => return result,
-            Err(op) => op,
-        };
         let (reply, result) = crossbeam_channel::bounded(1);
-        commits
-            .send(Request { op, reply })
-            .map_err(|_| Error::Closed)?;
+        if let Err(request) = inline.try_inline(&commits, request(reply)) {
+            commits.send(request).map_err(|_| Error::Closed)?;
+        }
         drop((commits, inline));
         result.recv().map_err(|_| Error::Closed)?
     }
 
-    /// Queues one write without waiting; the receiver yields its result.
+    /// Queues mutations without checks, without waiting; the receiver yields the commit's
+    /// versionstamp.
     pub(crate) fn submit_async(
         &self,
-        op: WriteOp,
-    ) -> Result<crossbeam_channel::Receiver<Result<WriteResult>>> {
+        mutations: Vec<Mutation>,
+    ) -> Result<crossbeam_channel::Receiver<Result<Versionstamp>>> {
         let (reply, result) = crossbeam_channel::bounded(1);
         self.commits()?
-            .send(Request { op, reply })
+            .send(Request::Write(mutations, reply))
             .map_err(|_| Error::Closed)?;
         Ok(result)
     }
-
-    pub(crate) fn commit_prepared(&self, prepared: Prepared) -> Result<CommitOutcome> {
-        match self.submit(WriteOp::Atomic(prepared))? {
-            WriteResult::Committed(vs) => Ok(CommitOutcome::Committed(vs)),
-            WriteResult::CheckFailed(f) => Ok(CommitOutcome::CheckFailed(f)),
-            other => Err(Error::Storage(
-                format!("unexpected commit result {other:?}").into(),
-            )),
-        }
-    }
-}
-
-/// The versionstamp of an operation that has no checks.
-fn committed(outcome: CommitOutcome) -> Result<Versionstamp> {
-    outcome
-        .versionstamp()
-        .ok_or_else(|| Error::Storage("a write without checks reported a failed check".into()))
 }
 
 /// Decodes a stored envelope into an entry, or `None` if absent or expired at `now`.
@@ -706,20 +702,13 @@ fn decode_live<V: DeserializeOwned>(
     if !env.is_live(now) {
         return Ok(None);
     }
-    entry_from(key.clone(), &env).map(Some)
-}
-
-/// The entry a parsed stored envelope holds under `key` (every read path builds entries here).
-pub(crate) fn entry_from<V: DeserializeOwned>(key: Key, env: &Envelope<'_>) -> Result<Entry<V>> {
-    Ok(Entry {
-        key,
-        value: decode_payload(env)?,
-        versionstamp: env.versionstamp,
-    })
+    Entry::from_envelope(key.clone(), &env).map(Some)
 }
 
 impl Inner {
     fn close(&self) -> Result<()> {
+        // A second `close` waits here until the first has released the file.
+        let _closing = self.closing.lock();
         let Some(running) = self.running.write().take() else {
             return Ok(());
         };
@@ -743,34 +732,32 @@ impl Inner {
         drop(inline);
         let _ = committer.join();
         self.notifier.notify_all(true);
-        let result = release(engine);
-        if let Some(path) = self
-            .config
-            .path
-            .as_ref()
-            .filter(|_| self.config.destroy_on_close)
-        {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-        }
-        result
+        release(engine, self.config.destroy_on_close)
     }
 }
 
-/// Waits for in-flight reads to drop their references, then closes the engine.
-fn release(mut engine: Arc<Engine>) -> Result<()> {
+/// Waits for in-flight reads to drop their references, then closes the engine (deleting
+/// the file if `destroy`).
+fn release(mut engine: Arc<Engine>, destroy: bool) -> Result<()> {
     let deadline = Instant::now() + CLOSE_WAIT;
     loop {
         match Arc::try_unwrap(engine) {
-            Ok(engine) => return engine.close(),
+            Ok(engine) => return engine.close(destroy),
             Err(shared) if Instant::now() < deadline => {
                 engine = shared;
                 std::thread::sleep(Duration::from_millis(1));
             }
-            // A reader is stuck; the file is released when it drops its reference.
-            Err(_) => return Ok(()),
+            // The file is released when the last reference drops.
+            Err(_) => {
+                return Err(Error::Storage(
+                    format!(
+                        "close gave up after {CLOSE_WAIT:?}: another thread still uses the \
+                         database (a listing, watch or maintenance call in progress); the file \
+                         is released, not deleted, when it finishes"
+                    )
+                    .into(),
+                ));
+            }
         }
     }
 }

@@ -1,24 +1,13 @@
 //! Atomic operations: checks, then mutations, committed together or not at all.
 
-mod mutation;
-mod outcome;
-
-pub(crate) use mutation::{Check, Mutation, MutationKind};
-pub use outcome::{CheckFailure, CommitOutcome, FailedCheck};
-
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::committer::Request;
+use crate::rules::{Check, CommitOutcome, CounterOp, Mutation, MutationKind, Prepared};
 use crate::value::encode_value;
 use crate::{Error, Key, Kv, Result, Versionstamp};
-
-/// A validated atomic operation, ready for the committer.
-#[derive(Debug)]
-pub(crate) struct Prepared {
-    pub(crate) checks: Vec<Check>,
-    pub(crate) mutations: Vec<Mutation>,
-}
 
 /// An atomic operation under construction: checks, then mutations applied in order.
 ///
@@ -76,8 +65,12 @@ impl AtomicOperation {
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     pub fn check(mut self, key: &Key, expected: Option<Versionstamp>) -> Self {
-        if let Some(key) = self.encode_key(key) {
-            self.checks.push(Check { key, expected });
+        if let Some(encoded) = self.encode_key(key) {
+            self.checks.push(Check {
+                key: encoded,
+                expected,
+                original: key.clone(),
+            });
         }
         self
     }
@@ -154,7 +147,7 @@ impl AtomicOperation {
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     pub fn sum(self, key: &Key, operand: u64) -> Self {
-        self.push_counter(key, MutationKind::Sum(operand))
+        self.push_counter(key, CounterOp::Sum, operand)
     }
 
     /// Stores the smaller of the [`KvU64`](crate::KvU64) at `key` and `operand`.
@@ -169,7 +162,7 @@ impl AtomicOperation {
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     pub fn min(self, key: &Key, operand: u64) -> Self {
-        self.push_counter(key, MutationKind::Min(operand))
+        self.push_counter(key, CounterOp::Min, operand)
     }
 
     /// Stores the larger of the [`KvU64`](crate::KvU64) at `key` and `operand`.
@@ -184,7 +177,7 @@ impl AtomicOperation {
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     pub fn max(self, key: &Key, operand: u64) -> Self {
-        self.push_counter(key, MutationKind::Max(operand))
+        self.push_counter(key, CounterOp::Max, operand)
     }
 
     /// Commits: evaluates every check against the latest committed state; if all pass, applies
@@ -210,6 +203,20 @@ impl AtomicOperation {
     /// building, [`Error::NotU64`] if a counter mutation meets another value type,
     /// [`Error::Closed`], or a storage error. In every error case nothing was written.
     pub fn commit(self) -> Result<CommitOutcome> {
+        let (kv, prepared) = self.validate()?;
+        kv.submit(|reply| Request::Atomic(prepared, reply))
+    }
+
+    /// Commits an operation built without checks (`Kv::set`, `Kv::delete`): it always
+    /// commits when valid, so the answer is its versionstamp.
+    pub(crate) fn commit_unchecked(self) -> Result<Versionstamp> {
+        debug_assert!(self.checks.is_empty(), "an unchecked commit has no checks");
+        let (kv, prepared) = self.validate()?;
+        kv.submit(|reply| Request::Write(prepared.mutations, reply))
+    }
+
+    /// Checks the operation against the limits; returns it ready for the committer.
+    fn validate(self) -> Result<(Kv, Prepared)> {
         let AtomicOperation {
             kv,
             checks,
@@ -233,7 +240,7 @@ impl AtomicOperation {
             return Err(err);
         }
         check_totals(&mutations, limits)?;
-        kv.commit_prepared(Prepared { checks, mutations })
+        Ok((kv, Prepared { checks, mutations }))
     }
 
     fn push_set<V: Serialize + ?Sized>(
@@ -265,9 +272,16 @@ impl AtomicOperation {
         self
     }
 
-    fn push_counter(mut self, key: &Key, kind: MutationKind) -> Self {
-        if let Some(key) = self.encode_key(key) {
-            self.mutations.push(Mutation { key, kind });
+    fn push_counter(mut self, key: &Key, op: CounterOp, operand: u64) -> Self {
+        if let Some(encoded) = self.encode_key(key) {
+            self.mutations.push(Mutation {
+                key: encoded,
+                kind: MutationKind::Counter {
+                    op,
+                    operand,
+                    original: key.clone(),
+                },
+            });
         }
         self
     }
@@ -320,15 +334,10 @@ fn check_totals(mutations: &[Mutation], limits: &crate::Limits) -> Result<()> {
     let mut total_keys = 0usize;
     let mut total = 0usize;
     for m in mutations {
-        let value_len = match &m.kind {
-            MutationKind::Set { payload, .. } => payload.len(),
-            MutationKind::Delete => 0,
-            MutationKind::Sum(_) | MutationKind::Min(_) | MutationKind::Max(_) => 8,
-        };
         if !matches!(m.kind, MutationKind::Delete) {
             total_keys += m.key.len();
         }
-        total += m.key.len() + value_len;
+        total += m.key.len() + m.value_len();
     }
     if total_keys > limits.max_total_key_size_bytes {
         return Err(Error::TotalKeySizeTooLarge {

@@ -9,7 +9,6 @@ mod tables;
 mod write;
 
 use write::SeqBlock;
-pub(crate) use write::{WriteOp, WriteResult};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -112,6 +111,8 @@ pub(crate) struct Engine {
     /// Private files (exclusive or in memory) only: the sequence state, `None` until the
     /// first commit reads it from META. Shared files read META in every write transaction.
     seq_block: Option<parking_lot::Mutex<Option<SeqBlock>>>,
+    /// The file, made absolute at open (a later change of directory does not move it).
+    path: Option<PathBuf>,
 }
 
 impl Engine {
@@ -134,8 +135,10 @@ impl Engine {
             Storage::File(path) => path.display().to_string(),
             _ => "the in-memory database".to_owned(),
         };
+        let mut file = None;
         let db = match opts.storage {
             Storage::File(path) => {
+                let path = std::path::absolute(&path)?;
                 if !opts.create_in_place {
                     // Refuses, unchanged, a file that must not be opened read-write.
                     inspect::inspect_existing(&path, shared)?;
@@ -146,7 +149,9 @@ impl Engine {
                 } else {
                     ConcurrencyMode::ExclusiveWriter
                 });
-                builder.create(&path).map_err(|e| open_error(e, &path))?
+                let db = builder.create(&path).map_err(|e| open_error(e, &path))?;
+                file = Some(path);
+                db
             }
             Storage::Memory => builder
                 .create_with_backend(redb::backends::InMemoryBackend::new())
@@ -164,6 +169,7 @@ impl Engine {
             lock_timeout: opts.lock_timeout,
             snapshots: SnapshotCache::new(shared, opts.max_staleness),
             seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
+            path: file,
         };
         engine.init(&name)?;
         Ok(engine)
@@ -243,14 +249,72 @@ impl Engine {
         self.begin_write(true)?.commit().map_err(storage)
     }
 
-    /// Releases the file, reporting errors a drop would hide.
-    pub(crate) fn close(self) -> Result<()> {
+    /// Releases the file, reporting errors a drop would hide. `destroy`: then delete the
+    /// file, if no other handle or process has it open (a shared file still in use is kept).
+    pub(crate) fn close(self, destroy: bool) -> Result<()> {
         self.snapshots.invalidate();
         if !self.always_durable {
             self.flush()?;
         }
-        self.db.into_inner().close().map_err(storage)
+        self.db.into_inner().close().map_err(storage)?;
+        match self.path.filter(|_| destroy) {
+            Some(path) if self.shared => destroy_if_unused(&path),
+            Some(path) => remove_file(&path),
+            None => Ok(()),
+        }
     }
+
+    /// The file's size in bytes (`None` in memory).
+    pub(crate) fn file_size(&self) -> Result<Option<u64>> {
+        Ok(match &self.path {
+            Some(path) => Some(std::fs::metadata(path)?.len()),
+            None => None,
+        })
+    }
+}
+
+/// Deletes the shared file at `path` if no handle in any process has it open: only then
+/// does an exclusive open succeed. The file is unlinked while that open holds it, so no
+/// process can open it in between.
+fn destroy_if_unused(path: &Path) -> Result<()> {
+    let mut builder = Database::builder();
+    builder.set_concurrency_mode(ConcurrencyMode::ExclusiveWriter);
+    let db = match builder.open(path) {
+        Ok(db) => db,
+        Err(
+            redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch,
+        ) => {
+            return Ok(());
+        }
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(open_error(e, path)),
+    };
+    let removed = remove_file(path);
+    drop(db);
+    removed
+}
+
+/// Deletes `path` (already gone is fine) and makes the deletion durable.
+fn remove_file(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => sync_parent(path),
+    }
+}
+
+/// Fsyncs the directory holding `path`, so a created or removed name survives power loss.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        // A bare file name lives in the current directory.
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 /// Creates a missing database file complete or not at all: the tables are built in a
@@ -283,7 +347,7 @@ fn create_atomically(
         max_staleness: None,
         create_in_place: true,
     })
-    .and_then(Engine::close);
+    .and_then(|engine| engine.close(false));
     let linked = built.and_then(|()| match std::fs::hard_link(&tmp, path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -291,11 +355,7 @@ fn create_atomically(
     });
     let _ = std::fs::remove_file(&tmp);
     linked?;
-    // Make the new directory entry durable.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    sync_parent(path)
 }
 
 /// Maps an error from opening the file at `path`, naming the file.

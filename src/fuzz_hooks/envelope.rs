@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-use crate::kv::entry_from;
 use crate::value::{Codec, Encoding, Envelope, encode_value};
 use crate::{Entry, Key, KvU64, Result, Value};
 
 /// Reads stored bytes as an entry, as every read path does.
 fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
-    entry_from(key, &Envelope::parse(bytes)?)
+    Entry::from_envelope(key, &Envelope::parse(bytes)?)
 }
 
 /// Checks reading `data` as a stored value (envelope and payload): every read is a decode

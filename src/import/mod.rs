@@ -9,7 +9,8 @@ pub use report::ImportReport;
 
 use serde::Serialize;
 
-use crate::atomic::{Mutation, prepare_set};
+use crate::atomic::prepare_set;
+use crate::rules::Mutation;
 use crate::value::encode_value;
 use crate::{Error, Kv, Limits, Result};
 use pipeline::{Pipeline, sizes};

@@ -8,9 +8,8 @@
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::atomic::{Mutation, MutationKind, Prepared};
-use crate::engine::{WriteOp, WriteResult};
-use crate::{Error, Kv, Limits, Result};
+use crate::rules::Mutation;
+use crate::{Error, Kv, Limits, Result, Versionstamp};
 
 /// Most complete batches committed together; bounds memory to about
 /// `2 * MAX_MERGED_BATCHES + 1` batches.
@@ -19,12 +18,10 @@ const MAX_MERGED_BATCHES: usize = 4;
 /// Encoded key bytes and key plus value bytes of a mutation, as the atomic totals count
 /// them.
 pub(super) fn sizes(mutation: &Mutation) -> (usize, usize) {
-    let value = match &mutation.kind {
-        MutationKind::Set { payload, .. } => payload.len(),
-        MutationKind::Delete => 0,
-        MutationKind::Sum(_) | MutationKind::Min(_) | MutationKind::Max(_) => 8,
-    };
-    (mutation.key.len(), mutation.key.len() + value)
+    (
+        mutation.key.len(),
+        mutation.key.len() + mutation.value_len(),
+    )
 }
 
 /// Batches of checked `set` mutations on their way to the committer.
@@ -40,7 +37,7 @@ pub(super) struct Pipeline<'k> {
     ready: Vec<Mutation>,
     ready_batches: usize,
     /// The submitted commit and how many items it holds.
-    in_flight: Option<(Receiver<Result<WriteResult>>, usize)>,
+    in_flight: Option<(Receiver<Result<Versionstamp>>, usize)>,
     /// Items whose commit succeeded.
     committed: usize,
 }
@@ -130,17 +127,11 @@ impl<'k> Pipeline<'k> {
         Ok(())
     }
 
-    fn completed(&mut self, outcome: Result<WriteResult>) -> Result<()> {
+    fn completed(&mut self, outcome: Result<Versionstamp>) -> Result<()> {
         let count = self.in_flight.take().map_or(0, |(_, count)| count);
-        match outcome? {
-            WriteResult::Committed(_) => {
-                self.committed += count;
-                Ok(())
-            }
-            other => Err(Error::Storage(
-                format!("an import batch without checks had the result {other:?}").into(),
-            )),
-        }
+        outcome?;
+        self.committed += count;
+        Ok(())
     }
 
     /// Submits the ready batches as one atomic operation.
@@ -152,10 +143,7 @@ impl<'k> Pipeline<'k> {
         let mutations = std::mem::replace(&mut self.ready, Vec::with_capacity(capacity));
         let count = mutations.len();
         self.ready_batches = 0;
-        let result = self.kv.submit_async(WriteOp::Atomic(Prepared {
-            checks: Vec::new(),
-            mutations,
-        }))?;
+        let result = self.kv.submit_async(mutations)?;
         self.in_flight = Some((result, count));
         Ok(())
     }

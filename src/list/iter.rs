@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use super::ListOptions;
 use super::cursor::{apply_cursor, encode_cursor};
 use super::selector::{Bounds, Selector};
-use crate::kv::entry_from;
+
 use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result};
 
@@ -203,7 +203,7 @@ impl<V: DeserializeOwned> ListIter<V> {
             Some((prefix, bytes)) => prefix.decode_extending(bytes, key)?,
             None => Key::decode(key)?,
         };
-        let entry = entry_from(decoded, &env)?;
+        let entry = Entry::from_envelope(decoded, &env)?;
         self.last_expires_at_ms = env.expires_at_ms;
         let last = self.last_key.get_or_insert_default();
         last.clear();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::{Interest, Snapshots, Subscription, Watcher, earliest};
-use crate::kv::entry_from;
+
 use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result, Versionstamp};
 
@@ -99,7 +99,10 @@ impl<V: DeserializeOwned> Snapshots for KeySnapshots<V> {
             .keys
             .iter()
             .zip(live)
-            .map(|(key, env)| env.map(|e| entry_from(key.clone(), &e)).transpose())
+            .map(|(key, env)| {
+                env.map(|e| Entry::from_envelope(key.clone(), &e))
+                    .transpose()
+            })
             .collect::<Result<Vec<_>>>()?;
         self.last = stamps;
         Ok(Some(snapshot))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::{Interest, Snapshots, Subscription, Watcher, earliest};
-use crate::kv::entry_from;
+
 use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result, Selector, Versionstamp};
 
@@ -92,7 +92,7 @@ impl<V: DeserializeOwned> Snapshots for PrefixSnapshots<V> {
         let entries = raw
             .iter()
             .zip(&envelopes)
-            .map(|(r, e)| entry_from(Key::decode(&r.key)?, e))
+            .map(|(r, e)| Entry::from_envelope(Key::decode(&r.key)?, e))
             .collect::<Result<Vec<_>>>()?;
         self.last = stamps;
         Ok(Some(entries))
