@@ -580,8 +580,8 @@ impl Kv {
     pub fn compact(&self) -> Result<bool> {
         let running = self.inner.running.read();
         let running = running.as_ref().ok_or(Error::Closed)?;
-        // Hold the commit queue's sender: the committer cannot be mid-write while the
-        // engine lock is held exclusively, because it needs the lock to begin.
+        // Holding `running` keeps `close` from releasing the engine meanwhile; commits wait
+        // on the engine's exclusive lock, which they need to begin a transaction.
         running.engine.compact()
     }
 
