@@ -177,4 +177,104 @@ mod tests {
             assert_eq!(Envelope::parse(&buf).unwrap().encoding.tag(), tag);
         }
     }
+
+    // Golden bytes of format 1: these must never change (tests/format_compat.rs reads files
+    // holding such envelopes).
+
+    fn written(
+        encoding: Encoding,
+        vs: Versionstamp,
+        expires_at_ms: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut buf = vec![0xee; 3]; // `write` clears what was there
+        Envelope::write(&mut buf, encoding, vs, expires_at_ms, payload);
+        buf
+    }
+
+    #[test]
+    fn a_messagepack_value_without_expiry_has_this_layout() {
+        let bytes = written(
+            Encoding::MessagePack,
+            Versionstamp::new(1, 0),
+            0,
+            b"\xa4past",
+        );
+        #[rustfmt::skip]
+        let golden = [
+            1,                                   // tag: MessagePack
+            0, 0, 0, 0, 0, 0, 0, 1, 0, 0,        // versionstamp: sequence 1 BE, index 0 BE
+            0, 0, 0, 0, 0, 0, 0, 0,              // expires_at_ms 0: never
+            0xa4, b'p', b'a', b's', b't',        // payload, as given
+        ];
+        assert_eq!(bytes, golden);
+        let env = Envelope::parse(&golden).unwrap();
+        assert_eq!(env.encoding, Encoding::MessagePack);
+        assert_eq!(env.versionstamp, Versionstamp::new(1, 0));
+        assert_eq!(env.expires_at_ms, 0);
+        assert_eq!(env.payload, b"\xa4past");
+        assert!(env.is_live(u64::MAX));
+    }
+
+    #[test]
+    fn a_counter_with_expiry_has_this_layout() {
+        let vs = Versionstamp::new(0x0102_0304_0506_0708, 0x090a);
+        let bytes = written(
+            Encoding::U64,
+            vs,
+            0x1122_3344_5566_7788,
+            &300u64.to_le_bytes(),
+        );
+        #[rustfmt::skip]
+        let golden = [
+            2,                                              // tag: KvU64
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10,                  // versionstamp, big-endian
+            0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // expires_at_ms, big-endian
+            0x2c, 0x01, 0, 0, 0, 0, 0, 0,                   // 300, little-endian
+        ];
+        assert_eq!(bytes, golden);
+        let env = Envelope::parse(&golden).unwrap();
+        assert_eq!(
+            (env.versionstamp, env.expires_at_ms),
+            (vs, 0x1122_3344_5566_7788)
+        );
+        assert_eq!(env.as_u64(), Some(300));
+        assert!(env.is_live(0x1122_3344_5566_7787) && !env.is_live(0x1122_3344_5566_7788));
+    }
+
+    #[test]
+    fn every_encoding_has_its_fixed_tag_and_an_empty_payload_is_header_only() {
+        let vs = Versionstamp::new(0x1510, 0);
+        let expires = 1_700_000_001_000u64; // 0x18b_cfe5_6be8
+        for (encoding, tag) in [
+            (Encoding::MessagePack, 1),
+            (Encoding::U64, 2),
+            (Encoding::Bytes, 3),
+            (Encoding::Json, 4),
+            (Encoding::Cbor, 5),
+            (Encoding::Bson, 6),
+            (Encoding::Custom(128), 128),
+            (Encoding::Custom(200), 200),
+            (Encoding::Custom(255), 255),
+        ] {
+            let bytes = written(encoding, vs, expires, &[]);
+            #[rustfmt::skip]
+            let golden = [
+                tag,
+                0, 0, 0, 0, 0, 0, 0x15, 0x10, 0, 0,
+                0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x6b, 0xe8,
+            ];
+            assert_eq!(bytes, golden, "{encoding:?}");
+            let env = Envelope::parse(&golden).unwrap();
+            assert_eq!(env.encoding, encoding);
+            assert_eq!((env.versionstamp, env.expires_at_ms), (vs, expires));
+            assert!(env.payload.is_empty());
+        }
+        // Unassigned tags are refused, never read as something else.
+        for tag in (0..=0).chain(7..=127) {
+            let mut bytes = written(Encoding::Bytes, vs, 0, b"x");
+            bytes[0] = tag;
+            assert!(Envelope::parse(&bytes).is_err(), "tag {tag}");
+        }
+    }
 }
