@@ -86,9 +86,8 @@ pub use watch::{PrefixWatch, Watch};
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
 pub mod __internal {
+    pub use crate::engine::{InMemoryBackend, StorageBackend};
     pub use crate::fuzz_hooks::{fuzz_atomic_model, fuzz_cursor, fuzz_envelope, fuzz_key_codec};
-    pub use redb::StorageBackend;
-    pub use redb::backends::InMemoryBackend;
 }
 
 #[cfg(doctest)]

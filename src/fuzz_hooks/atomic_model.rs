@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::StorageBackend;
-use redb::backends::InMemoryBackend;
+use crate::engine::{InMemoryBackend, StorageBackend};
 
 use super::Input;
 use crate::{
