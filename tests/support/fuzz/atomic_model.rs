@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{InMemoryBackend, StorageBackend};
-
-use super::Input;
-use crate::{
+use valkeyrie::__internal::{InMemoryBackend, StorageBackend};
+use valkeyrie::{
     AtomicOperation, Clock, CommitOutcome, Error, Key, Kv, KvU64, ListOptions, ManualClock,
     Selector, Value, Versionstamp, key,
 };
+
+use crate::support::input::Input;
 
 /// Most operations one input runs, so an input's cost stays bounded.
 const MAX_OPS: usize = 64;
@@ -23,7 +23,7 @@ const MAX_OPS: usize = 64;
 /// # Panics
 ///
 /// When the store and the model disagree, or an operation fails unexpectedly.
-pub fn fuzz_atomic_model(data: &[u8]) {
+pub fn atomic_model(data: &[u8]) {
     let mut input = Input::new(data);
     let backend = Arc::new(InMemoryBackend::new());
     let clock = ManualClock::new(1_000);
@@ -47,7 +47,7 @@ fn open(backend: &Arc<InMemoryBackend>, clock: &ManualClock) -> Kv {
     must(db, "open")
 }
 
-fn must<T>(r: crate::Result<T>, what: &str) -> T {
+fn must<T>(r: valkeyrie::Result<T>, what: &str) -> T {
     match r {
         Ok(v) => v,
         Err(e) => panic!("{what} failed: {e}"),
@@ -192,7 +192,7 @@ fn run_atomic(
     db: &Kv,
     checks: &[(Key, Option<Versionstamp>)],
     muts: &[Mut],
-) -> crate::Result<CommitOutcome> {
+) -> valkeyrie::Result<CommitOutcome> {
     let mut op: AtomicOperation = db.atomic();
     for (k, expected) in checks {
         op = op.check(k, *expected);
@@ -217,14 +217,14 @@ enum Val {
 }
 
 impl Val {
-    fn set(&self, db: &Kv, k: &Key) -> crate::Result<Versionstamp> {
+    fn set(&self, db: &Kv, k: &Key) -> valkeyrie::Result<Versionstamp> {
         match self {
             Val::Str(s) => db.set(k, s),
             Val::U64(n) => db.set(k, &KvU64(*n)),
         }
     }
 
-    fn set_expiring(&self, db: &Kv, k: &Key, ms: u64) -> crate::Result<Versionstamp> {
+    fn set_expiring(&self, db: &Kv, k: &Key, ms: u64) -> valkeyrie::Result<Versionstamp> {
         let d = Duration::from_millis(ms);
         match self {
             Val::Str(s) => db.set_expiring(k, s, d),
@@ -365,7 +365,7 @@ impl Model {
 
     fn expect_outcome(
         &mut self,
-        outcome: crate::Result<CommitOutcome>,
+        outcome: valkeyrie::Result<CommitOutcome>,
         checks: &[(Key, Option<Versionstamp>)],
         muts: &[Mut],
         now: u64,

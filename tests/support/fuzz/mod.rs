@@ -1,0 +1,13 @@
+//! The fuzz targets' properties (`fuzz/fuzz_targets/*.rs`), shared with the stable corpus
+//! replay (`tests/fuzz_corpus.rs`). Each takes raw fuzzer bytes and panics when its property
+//! fails.
+
+mod atomic_model;
+mod cursor;
+mod envelope;
+mod key_codec;
+
+pub use atomic_model::atomic_model;
+pub use cursor::cursor;
+pub use envelope::envelope;
+pub use key_codec::key_codec;
