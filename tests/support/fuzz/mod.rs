@@ -1,6 +1,8 @@
 //! The fuzz targets' properties (`fuzz/fuzz_targets/*.rs`), shared with the stable corpus
 //! replay (`tests/fuzz_corpus.rs`). Each takes raw fuzzer bytes and panics when its property
 //! fails.
+// Each binary that includes the support code uses some of these.
+#![allow(unused_imports)]
 
 mod atomic_model;
 mod cursor;
