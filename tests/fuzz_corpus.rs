@@ -10,16 +10,17 @@ mod support;
 
 use std::path::Path;
 
-use support::fuzz::{atomic_model, cursor, envelope, key_codec};
+use support::fuzz::{atomic_model, cursor, envelope, key_codec, store_model};
 
 /// A target's property: panics when it fails on the input.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
     ("key_codec", key_codec),
     ("cursor", cursor),
     ("value_envelope", envelope),
     ("atomic_model", atomic_model),
+    ("store_model", store_model),
 ];
 
 /// Runs `check` on every file under `fuzz/<kind>/<target>/`; returns how many.

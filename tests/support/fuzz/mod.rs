@@ -8,8 +8,10 @@ mod atomic_model;
 mod cursor;
 mod envelope;
 mod key_codec;
+mod store_model;
 
 pub use atomic_model::atomic_model;
 pub use cursor::cursor;
 pub use envelope::envelope;
 pub use key_codec::key_codec;
+pub use store_model::store_model;
