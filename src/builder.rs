@@ -419,11 +419,11 @@ impl KvBuilder {
         self.start(Storage::Memory, None)
     }
 
-    /// Opens a database on a caller-supplied redb storage backend, in exclusive mode.
+    /// Opens a database on a caller-supplied storage backend, in exclusive mode.
     /// For the crate's fault-injection tests; not public API.
     #[cfg(feature = "__internal_testing")]
     #[doc(hidden)]
-    pub fn open_with_backend(self, backend: impl redb::StorageBackend) -> Result<Kv> {
+    pub fn open_with_backend(self, backend: impl crate::engine::StorageBackend) -> Result<Kv> {
         self.exclusive(true)
             .start(Storage::Backend(Box::new(backend)), None)
     }

@@ -34,7 +34,8 @@
 //! - `bson`: `Codec::Bson`, the BSON codec (`bson`).
 //! - `garde`: `KvBuilder::schema_garde`, schemas from `garde::Validate` types.
 //! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`.
-//! - `__internal_testing`: hooks for the crate's own fault-injection tests and fuzz targets; not public API.
+//! - `__internal_testing`: private entry points for the crate's own fuzz targets and
+//!   fault-injection tests (`tests/support/`); not public API.
 //!
 //! The design (key encoding, value envelope, tables, versionstamps, atomics, expiry,
 //! multi-process behaviour and durability) is in `DESIGN.md` in the repository.
@@ -49,8 +50,6 @@ mod engine;
 mod entry;
 mod error;
 mod expiry;
-#[cfg(feature = "__internal_testing")]
-mod fuzz_hooks;
 mod import;
 mod key;
 mod kv;
@@ -84,14 +83,12 @@ pub use value::{Codec, CodecError, KvU64, Value, ValueCodec, check_value_codec, 
 pub use versionstamp::Versionstamp;
 pub use watch::{PrefixWatch, Watch};
 
-/// Test-only hooks (fault injection); not part of the public API.
+/// Private entry points for the crate's own fuzz targets and fault-injection tests; not
+/// part of the public API.
 #[cfg(feature = "__internal_testing")]
 #[doc(hidden)]
-pub mod __internal {
-    pub use crate::fuzz_hooks::{fuzz_atomic_model, fuzz_cursor, fuzz_envelope, fuzz_key_codec};
-    pub use redb::StorageBackend;
-    pub use redb::backends::InMemoryBackend;
-}
+#[path = "internal_testing.rs"]
+pub mod __internal;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

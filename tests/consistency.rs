@@ -3,16 +3,16 @@
 //! handle's commits, never block maintenance, and still hide expired entries.
 
 mod common;
+mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::temp_path;
+use support::model::{Config, Expect, Harness, Listing, Mut, Op, Storage, Val};
 use valkeyrie::{
-    Clock, Consistency, Durability, Key, Kv, KvBuilder, KvU64, ListOptions, ManualClock, Selector,
-    key,
+    Consistency, Durability, Key, Kv, KvBuilder, KvU64, ListOptions, ManualClock, Selector, key,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -208,142 +208,80 @@ impl Rng {
     }
 }
 
-/// What the database should hold: key -> (value, expiry instant or 0), plus counters.
-#[derive(Default)]
-struct Model {
-    values: BTreeMap<i64, (i64, u64)>,
-    counters: BTreeMap<i64, u64>,
-}
-
-impl Model {
-    fn live(&self, k: i64, now: u64) -> Option<i64> {
-        self.values
-            .get(&k)
-            .filter(|(_, at)| *at == 0 || *at > now)
-            .map(|(v, _)| *v)
-    }
-}
-
 /// Random sets, expiring sets, deletes, atomics (with checks and counters), cleanups,
-/// clears and clock steps on `db`, each followed by reads compared with the model.
-fn matches_model(db: &Kv, clock: &ManualClock, seed: u64) -> TestResult {
+/// clears and clock steps, each followed by reads (`get`, `get_many`, `list`, a counter), run
+/// by the model harness under `config`: every result and read must agree with the model.
+fn matches_model(config: Config, seed: u64) -> TestResult {
     let mut rng = Rng(seed);
-    let mut model = Model::default();
-    for step in 0..1500u64 {
-        let now = clock.now_millis();
+    let mut h = Harness::new(config);
+    let m = |k: i64| key!["m", k];
+    for _ in 0..1500u64 {
         let k = i64::try_from(rng.below(12))?;
-        let v = i64::try_from(rng.below(1000))?;
-        match rng.below(100) {
-            0..=29 => {
-                db.set(&key!["m", k], &v)?;
-                model.values.insert(k, (v, 0));
-            }
-            30..=44 => {
-                let ttl = rng.below(5) + 1;
-                db.set_expiring(&key!["m", k], &v, Duration::from_millis(ttl))?;
-                model.values.insert(k, (v, now + ttl));
-            }
-            45..=59 => {
-                db.delete(&key!["m", k])?;
-                model.values.remove(&k);
-            }
+        let v = Val::Int(i64::try_from(rng.below(1000))?);
+        let op = match rng.below(100) {
+            0..=29 => Some(Op::Set(m(k), v, None)),
+            30..=44 => Some(Op::Set(m(k), v, Some(rng.below(5) + 1))),
+            45..=59 => Some(Op::Delete(m(k))),
             60..=74 => {
                 // Set `k` only if absent, bump a counter and delete a neighbour.
                 let (c, gone) = (k % 3, (k + 1) % 12);
-                let outcome = db
-                    .atomic()
-                    .check(&key!["m", k], None)
-                    .set(&key!["m", k], &v)
-                    .sum(&key!["c", c], 1)
-                    .delete(&key!["m", gone])
-                    .commit()?;
-                let absent = model.live(k, now).is_none();
-                assert_eq!(outcome.is_committed(), absent, "step {step}");
-                if absent {
-                    model.values.insert(k, (v, 0));
-                    *model.counters.entry(c).or_default() += 1;
-                    if gone != k {
-                        model.values.remove(&gone);
-                    }
-                }
+                let muts = vec![
+                    Mut::Set(m(k), v, None),
+                    Mut::Sum(key!["c", c], 1),
+                    Mut::Delete(m(gone)),
+                ];
+                Some(Op::Atomic(vec![(m(k), Expect::Is(None))], muts))
             }
-            75..=84 => clock.advance(Duration::from_millis(rng.below(3) + 1)),
-            85..=94 => {
-                let deleted = db.cleanup()?;
-                let due = model.values.len()
-                    - model
-                        .values
-                        .keys()
-                        .filter(|&&k| model.live(k, now).is_some())
-                        .count();
-                assert_eq!(deleted, due, "step {step}: cleanup");
-                model.values.retain(|_, (_, at)| *at == 0 || *at > now);
-            }
-            _ => {
-                if rng.below(4) == 0 {
-                    db.clear()?;
-                    model = Model::default();
-                }
-            }
+            75..=84 => Some(Op::Advance(rng.below(3) + 1)),
+            85..=94 => Some(Op::Cleanup),
+            _ => (rng.below(4) == 0).then_some(Op::Clear),
+        };
+        if let Some(op) = op {
+            h.apply(&op);
         }
-        let now = clock.now_millis();
-        let got = db.get::<i64>(&key!["m", k])?.map(|e| e.value);
-        assert_eq!(got, model.live(k, now), "step {step}: get {k}");
-        let keys: Vec<Key> = (0..4).map(|i| key!["m", (k + i) % 12]).collect();
-        let many: Vec<Option<i64>> = db
-            .get_many::<i64>(&keys)?
-            .into_iter()
-            .map(|e| e.map(|e| e.value))
-            .collect();
-        let want: Vec<Option<i64>> = (0..4).map(|i| model.live((k + i) % 12, now)).collect();
-        assert_eq!(many, want, "step {step}: get_many");
-        let want: Vec<(Key, i64)> = (0..12)
-            .filter_map(|k| model.live(k, now).map(|v| (key!["m", k], v)))
-            .collect();
-        assert_eq!(listed(db, key!["m"])?, want, "step {step}: list");
-        let counter = db.get::<KvU64>(&key!["c", k % 3])?.map(|e| e.value.0);
-        assert_eq!(
-            counter,
-            model.counters.get(&(k % 3)).copied(),
-            "step {step}"
-        );
+        h.apply(&Op::Get(m(k)));
+        h.apply(&Op::GetMany((0..4).map(|i| m((k + i) % 12)).collect()));
+        h.apply(&Op::List(Listing {
+            selector: Selector::prefix(key!["m"]),
+            reverse: false,
+            page: None,
+            batches: vec![3],
+        }));
+        h.apply(&Op::Get(key!["c", k % 3]));
     }
+    h.finish();
     Ok(())
-}
-
-fn private_builder(clock: &ManualClock) -> KvBuilder {
-    Kv::builder().clock(clock.clone()).sweep_interval(None)
 }
 
 #[test]
 fn exclusive_reads_agree_with_a_model() -> TestResult {
-    let (_dir, path) = temp_path();
-    let clock = ManualClock::new(1_000_000);
-    let db = private_builder(&clock)
-        .exclusive(true)
-        .durability(Durability::Buffered {
-            flush_interval: Duration::from_millis(2),
-        })
-        .open(&path)?;
-    matches_model(&db, &clock, 0x9E37_79B9_7F4A_7C15)
+    let durability = Durability::Buffered {
+        flush_interval: Duration::from_millis(2),
+    };
+    let storage = Storage::Exclusive(durability);
+    matches_model(
+        Config {
+            storage,
+            ..Config::default()
+        },
+        0x9E37_79B9_7F4A_7C15,
+    )
 }
 
 #[test]
 fn in_memory_reads_agree_with_a_model() -> TestResult {
-    let clock = ManualClock::new(1_000_000);
-    let db = private_builder(&clock).open_in_memory()?;
-    matches_model(&db, &clock, 0xD1B5_4A32_D192_ED03)
+    matches_model(Config::default(), 0xD1B5_4A32_D192_ED03)
 }
 
 #[test]
 fn eventual_reads_agree_with_a_model() -> TestResult {
-    let (_dir, path) = temp_path();
-    let clock = ManualClock::new(1_000_000);
-    let db = private_builder(&clock)
-        .consistency(Consistency::Eventual)
-        .max_staleness(FOREVER)
-        .open(&path)?;
-    matches_model(&db, &clock, 0x94D0_49BB_1331_11EB)
+    let config = Config {
+        storage: Storage::Shared,
+        consistency: Consistency::Eventual,
+        max_staleness: FOREVER,
+        ..Config::default()
+    };
+    matches_model(config, 0x94D0_49BB_1331_11EB)
 }
 
 /// Fills, reads (caching a snapshot), clears and reads again, then compacts and checks.

@@ -1,22 +1,26 @@
 //! Replays the committed fuzz corpus and the fuzz regressions on stable, with the same
-//! property functions the `cargo fuzz` targets run (`fuzz/fuzz_targets/*.rs`).
+//! property functions the `cargo fuzz` targets run (`tests/support/fuzz/`, which
+//! `fuzz/fuzz_targets/*.rs` include).
 //!
 //! `fuzz/corpus/<target>/` is the minimised corpus (`cargo fuzz cmin`); `fuzz/regressions/
 //! <target>/` holds every input that once failed, and `regressions_*` below name them.
 #![cfg(feature = "__internal_testing")]
 
+mod support;
+
 use std::path::Path;
 
-use valkeyrie::__internal::{fuzz_atomic_model, fuzz_cursor, fuzz_envelope, fuzz_key_codec};
+use support::fuzz::{atomic_model, cursor, envelope, key_codec, store_model};
 
 /// A target's property: panics when it fails on the input.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
-    ("key_codec", fuzz_key_codec),
-    ("cursor", fuzz_cursor),
-    ("value_envelope", fuzz_envelope),
-    ("atomic_model", fuzz_atomic_model),
+const TARGETS: [(&str, Check); 5] = [
+    ("key_codec", key_codec),
+    ("cursor", cursor),
+    ("value_envelope", envelope),
+    ("atomic_model", atomic_model),
+    ("store_model", store_model),
 ];
 
 /// Runs `check` on every file under `fuzz/<kind>/<target>/`; returns how many.

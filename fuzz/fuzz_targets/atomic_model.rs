@@ -1,5 +1,9 @@
-//! Fuzz target `atomic_model`: the property is [`valkeyrie::__internal::fuzz_atomic_model`], which
-//! `tests/fuzz_corpus.rs` also runs on the committed corpus.
+//! Fuzz target `atomic_model`: the property is `support::fuzz::atomic_model`
+//! (`tests/support/fuzz/atomic_model.rs`), which `tests/fuzz_corpus.rs` also runs on the
+//! committed corpus.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| valkeyrie::__internal::fuzz_atomic_model(data));
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz::atomic_model(data));

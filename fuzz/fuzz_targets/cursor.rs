@@ -1,5 +1,9 @@
-//! Fuzz target `cursor`: the property is [`valkeyrie::__internal::fuzz_cursor`], which
-//! `tests/fuzz_corpus.rs` also runs on the committed corpus.
+//! Fuzz target `cursor`: the property is `support::fuzz::cursor`
+//! (`tests/support/fuzz/cursor.rs`), which `tests/fuzz_corpus.rs` also runs on the committed
+//! corpus.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| valkeyrie::__internal::fuzz_cursor(data));
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz::cursor(data));

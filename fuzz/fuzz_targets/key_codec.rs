@@ -1,5 +1,9 @@
-//! Fuzz target `key_codec`: the property is [`valkeyrie::__internal::fuzz_key_codec`], which
-//! `tests/fuzz_corpus.rs` also runs on the committed corpus.
+//! Fuzz target `key_codec`: the property is `support::fuzz::key_codec`
+//! (`tests/support/fuzz/key_codec.rs`), which `tests/fuzz_corpus.rs` also runs on the
+//! committed corpus.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| valkeyrie::__internal::fuzz_key_codec(data));
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz::key_codec(data));

@@ -1,5 +1,9 @@
-//! Fuzz target `value_envelope`: the property is [`valkeyrie::__internal::fuzz_envelope`], which
-//! `tests/fuzz_corpus.rs` also runs on the committed corpus.
+//! Fuzz target `value_envelope`: the property is `support::fuzz::envelope`
+//! (`tests/support/fuzz/envelope.rs`), which `tests/fuzz_corpus.rs` also runs on the
+//! committed corpus.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| valkeyrie::__internal::fuzz_envelope(data));
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz::envelope(data));

@@ -10,6 +10,10 @@ mod write;
 
 use write::SeqBlock;
 
+/// The backend trait a test storage implements, and redb's in-memory backend (fault injection).
+#[cfg(feature = "__internal_testing")]
+pub use redb::{StorageBackend, backends::InMemoryBackend};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -20,7 +20,7 @@ const CURSOR_BASE64: GeneralPurpose = GeneralPurpose::new(
 const COMMON_PREFIX_CURSOR: &str = "=";
 
 /// The cursor for a listing of `bounds` whose last yielded key is `last_key`.
-pub(crate) fn encode_cursor(bounds: &Bounds, last_key: &[u8]) -> String {
+pub fn encode_cursor(bounds: &Bounds, last_key: &[u8]) -> String {
     let rest = last_key
         .strip_prefix(bounds.common.as_slice())
         .unwrap_or(last_key);
@@ -34,7 +34,7 @@ pub(crate) fn encode_cursor(bounds: &Bounds, last_key: &[u8]) -> String {
 /// Narrows `bounds` to resume strictly after (forward) or before (reverse) the cursor's key.
 ///
 /// The cursor's key must lie inside `bounds`, so a cursor never escapes its selector.
-pub(crate) fn apply_cursor(bounds: &mut Bounds, cursor: &str, reverse: bool) -> Result<()> {
+pub fn apply_cursor(bounds: &mut Bounds, cursor: &str, reverse: bool) -> Result<()> {
     let rest = if cursor == COMMON_PREFIX_CURSOR {
         Vec::new()
     } else {

@@ -2,7 +2,7 @@
 
 pub(crate) mod cursor;
 mod iter;
-mod selector;
+pub(crate) mod selector;
 
 pub use iter::ListIter;
 pub use selector::Selector;

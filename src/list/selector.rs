@@ -45,12 +45,16 @@ pub enum Selector {
 }
 
 /// A selector as bytes: `start <= key < end`; `common` is the byte prefix cursors are
-/// relative to (Deno KV's rule).
+/// relative to (Deno KV's rule). Public only to the crate's fuzz properties
+/// (`__internal`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Bounds {
-    pub(crate) start: Vec<u8>,
-    pub(crate) end: Vec<u8>,
-    pub(crate) common: Vec<u8>,
+pub struct Bounds {
+    /// The first encoded key inside (inclusive).
+    pub start: Vec<u8>,
+    /// Encoded keys inside are below this.
+    pub end: Vec<u8>,
+    /// The byte prefix cursors leave out.
+    pub common: Vec<u8>,
 }
 
 impl Selector {

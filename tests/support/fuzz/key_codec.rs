@@ -1,7 +1,8 @@
 //! Target `key_codec`: the tuple key codec on untrusted bytes and on arbitrary keys.
 
-use super::Input;
-use crate::Key;
+use valkeyrie::Key;
+
+use crate::support::input::Input;
 
 /// Checks the key codec on `data`:
 ///
@@ -13,7 +14,7 @@ use crate::Key;
 /// # Panics
 ///
 /// When a property fails.
-pub fn fuzz_key_codec(data: &[u8]) {
+pub fn key_codec(data: &[u8]) {
     if let Ok(key) = Key::decode(data) {
         assert_eq!(
             key.encode(),

@@ -3,9 +3,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
 
-use super::Input;
-use crate::list::cursor::{apply_cursor, encode_cursor};
-use crate::{Key, Limits, Selector};
+use valkeyrie::__internal::{apply_cursor, bounds, encode_cursor};
+use valkeyrie::{Key, Selector};
+
+use crate::support::input::Input;
 
 /// Checks cursor handling on a selector and a cursor built from `data`: applying the cursor
 /// is an error or narrows the selector's range to resume strictly after (forward) or before
@@ -15,11 +16,11 @@ use crate::{Key, Limits, Selector};
 /// # Panics
 ///
 /// When a property fails.
-pub fn fuzz_cursor(data: &[u8]) {
+pub fn cursor(data: &[u8]) {
     let mut input = Input::new(data);
     let selector = selector(&mut input);
     let reverse = input.bool();
-    let Ok(bounds) = selector.bounds(&Limits::default()) else {
+    let Ok(bounds) = bounds(&selector) else {
         return;
     };
     let (cursor, listed_key) = match input.below(4) {

@@ -1,36 +1,24 @@
-//! The properties the fuzz targets check, shared with the stable corpus replay
-//! (`tests/fuzz_corpus.rs`). Each takes raw fuzzer bytes and panics when its property fails.
-//! Feature `__internal_testing` only; not public API.
+//! Reads structured choices from raw fuzzer bytes, for the fuzz properties and their drivers.
 
-mod atomic_model;
-mod codec;
-mod cursor;
-mod envelope;
-
-pub use atomic_model::fuzz_atomic_model;
-pub use codec::fuzz_key_codec;
-pub use cursor::fuzz_cursor;
-pub use envelope::fuzz_envelope;
-
-use crate::{Key, KeyPart};
+use valkeyrie::{Key, KeyPart};
 
 /// Reads structured choices from fuzzer bytes; reads past the end yield zeros, so every
 /// input is valid.
 #[derive(Debug)]
-pub(crate) struct Input<'a> {
+pub struct Input<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Input<'a> {
-    pub(crate) fn new(data: &'a [u8]) -> Self {
+    pub fn new(data: &'a [u8]) -> Self {
         Self { data }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    pub(crate) fn byte(&mut self) -> u8 {
+    pub fn byte(&mut self) -> u8 {
         match self.data.split_first() {
             Some((&b, rest)) => {
                 self.data = rest;
@@ -40,17 +28,17 @@ impl<'a> Input<'a> {
         }
     }
 
-    pub(crate) fn bool(&mut self) -> bool {
+    pub fn bool(&mut self) -> bool {
         self.byte() & 1 == 1
     }
 
     /// A number in `0..n` (`n > 0`), from one byte.
-    pub(crate) fn below(&mut self, n: u8) -> u8 {
+    pub fn below(&mut self, n: u8) -> u8 {
         self.byte() % n.max(1)
     }
 
     /// Up to `max` bytes, the count taken from one byte.
-    pub(crate) fn bytes(&mut self, max: usize) -> &'a [u8] {
+    pub fn bytes(&mut self, max: usize) -> &'a [u8] {
         let n = usize::from(self.byte()).min(max).min(self.data.len());
         let (head, rest) = self.data.split_at(n);
         self.data = rest;
@@ -58,16 +46,16 @@ impl<'a> Input<'a> {
     }
 
     /// A big-endian integer of `n` (at most 16) bytes.
-    pub(crate) fn uint(&mut self, n: usize) -> u128 {
+    pub fn uint(&mut self, n: usize) -> u128 {
         (0..n.min(16)).fold(0, |acc, _| (acc << 8) | u128::from(self.byte()))
     }
 
-    pub(crate) fn u64(&mut self) -> u64 {
+    pub fn u64(&mut self) -> u64 {
         u64::try_from(self.uint(8)).unwrap_or_default()
     }
 
     /// A key part of any type, biased towards edge cases (zero bytes, 0xff, NaN, extremes).
-    pub(crate) fn key_part(&mut self) -> KeyPart {
+    pub fn key_part(&mut self) -> KeyPart {
         match self.below(6) {
             0 => KeyPart::Bytes(self.bytes(12).to_vec()),
             1 => KeyPart::String(String::from_utf8_lossy(self.bytes(12)).into_owned()),
@@ -91,7 +79,7 @@ impl<'a> Input<'a> {
     }
 
     /// A key of up to `max_parts` parts (possibly empty).
-    pub(crate) fn key(&mut self, max_parts: u8) -> Key {
+    pub fn key(&mut self, max_parts: u8) -> Key {
         let n = self.below(max_parts.saturating_add(1));
         (0..n).map(|_| self.key_part()).collect()
     }

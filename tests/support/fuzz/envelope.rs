@@ -2,15 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::DeserializeOwned;
-
-use crate::value::{Codec, Encoding, Envelope, encode_value};
-use crate::{Entry, Key, KvU64, Result, Value};
-
-/// Reads stored bytes as an entry, as every read path does.
-fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>> {
-    Entry::from_envelope(key, &Envelope::parse(bytes)?)
-}
+use valkeyrie::__internal::{parse_stored, read_stored, write_stored};
+use valkeyrie::{Codec, Key, KvU64, Value};
 
 /// Checks reading `data` as a stored value (envelope and payload): every read is a decode
 /// error or a value, never a panic; a stored `KvU64` always reads as one; and a value read as
@@ -19,22 +12,22 @@ fn decode_entry<V: DeserializeOwned>(key: Key, bytes: &[u8]) -> Result<Entry<V>>
 /// # Panics
 ///
 /// When a property fails.
-pub fn fuzz_envelope(data: &[u8]) {
+pub fn envelope(data: &[u8]) {
     let key = Key::default();
-    let dynamic = decode_entry::<Value>(key.clone(), data);
-    let _ = decode_entry::<String>(key.clone(), data);
-    let _ = decode_entry::<Vec<u8>>(key.clone(), data);
-    let _ = decode_entry::<i64>(key.clone(), data);
-    let _ = decode_entry::<f64>(key.clone(), data);
-    let _ = decode_entry::<Vec<Option<bool>>>(key.clone(), data);
-    let _ = decode_entry::<BTreeMap<String, u32>>(key.clone(), data);
-    let counter = decode_entry::<KvU64>(key.clone(), data);
+    let dynamic = read_stored::<Value>(key.clone(), data);
+    let _ = read_stored::<String>(key.clone(), data);
+    let _ = read_stored::<Vec<u8>>(key.clone(), data);
+    let _ = read_stored::<i64>(key.clone(), data);
+    let _ = read_stored::<f64>(key.clone(), data);
+    let _ = read_stored::<Vec<Option<bool>>>(key.clone(), data);
+    let _ = read_stored::<BTreeMap<String, u32>>(key.clone(), data);
+    let counter = read_stored::<KvU64>(key.clone(), data);
 
-    let Ok(env) = Envelope::parse(data) else {
+    let Ok(env) = parse_stored(data) else {
         assert!(dynamic.is_err(), "an unparseable envelope decoded");
         return;
     };
-    if env.as_u64().is_some() {
+    if env.kv_u64.is_some() {
         assert!(counter.is_ok(), "a stored KvU64 did not read as one");
         assert!(matches!(
             dynamic.as_ref().map(|e| &e.value),
@@ -45,7 +38,13 @@ pub fn fuzz_envelope(data: &[u8]) {
         return;
     };
     assert_eq!(entry.versionstamp, env.versionstamp);
-    let Ok(encoded) = encode_value(Codec::MessagePack, &entry.value) else {
+    let stored = write_stored(
+        Codec::MessagePack,
+        &entry.value,
+        env.versionstamp,
+        env.expires_at_ms,
+    );
+    let Ok(stored) = stored else {
         // Only values no codec can write (integers beyond 64 bits) may fail.
         assert!(
             has_wide_int(&entry.value),
@@ -54,24 +53,21 @@ pub fn fuzz_envelope(data: &[u8]) {
         );
         return;
     };
-    let mut stored = Vec::new();
-    Envelope::write(
-        &mut stored,
-        encoded.encoding,
-        env.versionstamp,
-        env.expires_at_ms,
-        &encoded.payload,
-    );
-    let again = decode_entry::<Value>(key, &stored).map(|e| e.value);
+    let again = read_stored::<Value>(key, &stored).map(|e| e.value);
     // Debug compares NaNs and signed zeros exactly.
     assert_eq!(
         format!("{again:?}"),
         format!("{:?}", Ok::<_, ()>(&entry.value)),
-        "{:?} value changed when written back",
+        "{} value changed when written back",
         env.encoding
     );
-    if env.encoding == Encoding::U64 {
-        assert_eq!(encoded.encoding, Encoding::U64);
+    // A value that decoded from a `KvU64` (the only way `kv_u64` is set) is written back as one.
+    if env.kv_u64.is_some() {
+        let written = parse_stored(&stored).map(|h| h.kv_u64);
+        assert!(
+            matches!(written, Ok(n) if n == env.kv_u64),
+            "a KvU64 was written back as {written:?}"
+        );
     }
 }
 

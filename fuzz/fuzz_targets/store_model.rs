@@ -1,0 +1,9 @@
+//! Fuzz target `store_model`: the property is `support::fuzz::store_model`
+//! (`tests/support/fuzz/store_model.rs`), which `tests/fuzz_corpus.rs` also runs on the
+//! committed corpus.
+#![no_main]
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::fuzz::store_model(data));
