@@ -32,8 +32,9 @@ pub enum Error {
         size: usize,
         /// The limit that applied.
         limit: usize,
-        /// What the key was for: `"read"` (a listing bound), `"write"`, or `"watch"`
-        /// (limited like a write, as in Deno KV).
+        /// What the key was for: `"point read"` (`get`, `get_many`, `get_bytes`: the read
+        /// limit less one byte), `"read"` (a listing bound), `"write"`, or `"watch"` (limited
+        /// like a write, as in Deno KV).
         op: &'static str,
     },
     /// `get_many` or `watch` was given too many keys.

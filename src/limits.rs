@@ -2,7 +2,10 @@
 
 /// Longest encoded key a write accepts (Deno KV: 2048).
 pub const MAX_WRITE_KEY_SIZE_BYTES: usize = 2048;
-/// Longest encoded key a read accepts (Deno KV: 2049, one more than writes).
+/// Longest key bound a read looks up (Deno KV: 2049, one more than writes). A listing's
+/// selector bounds may be this long. A point read (`get`, `get_many`, `get_bytes`) looks up
+/// the range `[key, key + 0x00)`, so its key may be one byte shorter: 2048 bytes, as in
+/// Deno KV ("Key too large for read (max 2049 bytes)" for a 2049-byte `get`).
 pub const MAX_READ_KEY_SIZE_BYTES: usize = 2049;
 /// Most keys one `get_many` reads.
 pub const MAX_READ_KEYS: usize = 10;
@@ -83,9 +86,11 @@ impl Limits {
         self.encode_key(key, self.max_write_key_size_bytes, "watch")
     }
 
-    /// Encodes `key` for a read, checking emptiness and the read size limit.
-    pub(crate) fn encode_read_key(&self, key: &crate::Key) -> crate::Result<Vec<u8>> {
-        self.encode_key(key, self.max_read_key_size_bytes, "read")
+    /// Encodes `key` for a point read, checking emptiness and the read size limit less the
+    /// byte a point read appends (its range is `[key, key + 0x00)`).
+    pub(crate) fn encode_point_read_key(&self, key: &crate::Key) -> crate::Result<Vec<u8>> {
+        let limit = self.max_read_key_size_bytes.saturating_sub(1);
+        self.encode_key(key, limit, "point read")
     }
 
     fn encode_key(
