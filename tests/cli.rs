@@ -696,3 +696,98 @@ fn cli_maintenance_commands_report_json() {
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("dump"));
 }
+
+/// Runs `f` on a thread with a stack deep enough for values nested 1,023 levels (decoding,
+/// comparing and dropping them recurse).
+fn with_deep_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// `depth` maps, each the key of the next one out: per level, the deepest dump line.
+fn nested_maps(depth: usize) -> Value {
+    (1..depth).fold(
+        Value::Map(vec![(Value::Null, Value::Int(1))]),
+        |inner, _| Value::Map(vec![(inner, Value::Null)]),
+    )
+}
+
+/// `depth` arrays nested in each other.
+fn nested_arrays(depth: usize) -> Value {
+    (1..depth).fold(Value::Array(vec![Value::Int(1)]), |inner, _| {
+        Value::Array(vec![inner])
+    })
+}
+
+#[test]
+fn cli_dump_and_load_values_nested_as_deep_as_messagepack_reads() {
+    with_deep_stack(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("original.kv");
+        let copy = dir.path().join("copy.kv");
+        let dump_file = dir.path().join("dump.jsonl");
+        {
+            let db = Kv::open(&original).unwrap();
+            // 1,023 levels is the most the library reads back from MessagePack.
+            db.set(&key!["maps"], &nested_maps(1023)).unwrap();
+            db.set(&key!["arrays"], &nested_arrays(1023)).unwrap();
+            db.set(&key!["too deep"], &nested_arrays(1024)).unwrap();
+            assert!(db.get::<Value>(&key!["maps"]).is_ok());
+            assert!(matches!(
+                db.get::<Value>(&key!["too deep"]),
+                Err(valkeyrie::Error::Decode(_))
+            ));
+            db.delete(&key!["too deep"]).unwrap();
+            db.close().unwrap();
+        }
+        ok(
+            &original,
+            &["dump", "--output", dump_file.to_str().unwrap()],
+        );
+        let dumped = std::fs::read_to_string(&dump_file).unwrap();
+        // Lines nested far deeper than serde_json's default limit of 128.
+        assert!(dumped.lines().all(|l| l.matches('[').count() > 1000));
+        let loaded = ok(&copy, &["load", dump_file.to_str().unwrap()]);
+        assert!(loaded.contains(r#""loaded":2"#), "{loaded}");
+        let (a, b) = (snapshot(&original), snapshot(&copy));
+        assert_eq!(a.len(), 2);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.key, y.key);
+            assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+            assert!(x.value == y.value, "value of {}", x.key);
+        }
+
+        // BSON reads values of any depth; one deeper than MessagePack reads is not dumped
+        // into a line load would refuse.
+        let bson = dir.path().join("bson.kv");
+        {
+            let db = Kv::builder().codec(Codec::Bson).open(&bson).unwrap();
+            db.set(&key!["deep"], &nested_arrays(1024)).unwrap();
+            assert!(db.get::<Value>(&key!["deep"]).is_ok());
+            db.close().unwrap();
+        }
+        let stderr = fails(&bson, &["dump"], 3);
+        assert!(
+            stderr.contains("[\"deep\"]") && stderr.contains("1024 levels deep"),
+            "{stderr}"
+        );
+
+        // A line holding a value the database could not read back is refused, clearly.
+        let line = format!(
+            "{{\"key\":[\"deep\"],\"value\":{}}}\n",
+            "{\"array\":[".repeat(1024) + "{\"null\":null}" + &"]}".repeat(1024)
+        );
+        let foreign = dir.path().join("foreign.jsonl");
+        std::fs::write(&foreign, line).unwrap();
+        let target = dir.path().join("target.kv");
+        let stderr = fails(&target, &["load", foreign.to_str().unwrap()], 2);
+        assert!(
+            stderr.contains("1024 levels deep") && stderr.contains("1023"),
+            "{stderr}"
+        );
+    });
+}

@@ -74,8 +74,34 @@ enum Command {
     Check,
 }
 
+/// Stack size of the thread the command runs on. Values nested up to 1,023 levels (the
+/// most MessagePack reads back) are decoded, printed, parsed and encoded recursively, which
+/// can take more than the main thread's stack (1 MiB on some platforms). The size is only
+/// reserved; pages are used as deep values need them.
+const STACK_SIZE_BYTES: usize = 64 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let worker = std::thread::Builder::new()
+        .name("valkeyrie".to_owned())
+        .stack_size(STACK_SIZE_BYTES)
+        .spawn(move || run(cli));
+    let outcome = match worker {
+        Ok(worker) => worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(e) => {
+            output::note(&format!(
+                "valkeyrie: cannot start the command's thread: {e}"
+            ));
+            exit::Outcome::StorageError
+        }
+    };
+    ExitCode::from(outcome.code())
+}
+
+/// Runs the command and maps its result to an exit status.
+fn run(cli: Cli) -> exit::Outcome {
     let ctx = cmd::Ctx {
         db: cli.db,
         pretty: cli.pretty,
@@ -96,8 +122,7 @@ fn main() -> ExitCode {
         Command::Cleanup => cmd::maintenance::cleanup(&ctx),
         Command::Check => cmd::maintenance::check(&ctx),
     };
-    let outcome = result.unwrap_or_else(|err| exit::report(&err));
-    ExitCode::from(outcome.code())
+    result.unwrap_or_else(|err| exit::report(&err))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use valkeyrie::{Entry, Key, Kv, ListOptions, Selector, Value};
 use super::{Access, Ctx, close, key_arg};
 use crate::exit::Outcome;
 use crate::json::Json;
-use crate::json::tagged::{Record, Stored};
+use crate::json::tagged::{MAX_VALUE_DEPTH, Record, Stored, value_depth};
 use crate::output::Out;
 
 /// Entries listed per read transaction.
@@ -118,6 +118,16 @@ pub fn write_dump(
         let Some(record) = record(db, entry, expires_at)? else {
             continue;
         };
+        if let Stored::Value(value) = &record.value {
+            let depth = value_depth(value);
+            if depth > MAX_VALUE_DEPTH {
+                bail!(
+                    "cannot dump {}: its value nests arrays and maps {depth} levels deep, and \
+                     load writes MessagePack, which reads back at most {MAX_VALUE_DEPTH}",
+                    record.key
+                );
+            }
+        }
         out.write_all(record.to_json().to_text(false).as_bytes())?;
         out.write_all(b"\n")?;
         count += 1;

@@ -33,7 +33,7 @@ use valkeyrie::{CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
 use super::{Access, Ctx, close, key_arg};
 use crate::exit::{Outcome, bad_input, classify_library};
 use crate::json::Json;
-use crate::json::tagged::{Record, Stored};
+use crate::json::tagged::{MAX_LINE_DEPTH, MAX_VALUE_DEPTH, Record, Stored, value_depth};
 use crate::output::{Out, note};
 
 /// Arguments of `load`.
@@ -261,8 +261,25 @@ fn trim_line(buf: &[u8]) -> &[u8] {
 }
 
 fn parse_line(text: &str) -> Result<Record> {
-    let json = crate::json::parse(text).context("not valid JSON")?;
-    Record::from_json(&json)
+    let json = crate::json::parse_nested(text, MAX_LINE_DEPTH).context("not valid JSON")?;
+    let record = Record::from_json(&json)?;
+    if let Stored::Value(value) = &record.value {
+        check_depth(value)?;
+    }
+    Ok(record)
+}
+
+/// Refuses a value the database could not read back: MessagePack, which `load` writes,
+/// reads values nested at most [`MAX_VALUE_DEPTH`] levels (`dump` writes none deeper).
+fn check_depth(value: &Value) -> Result<()> {
+    let depth = value_depth(value);
+    if depth > MAX_VALUE_DEPTH {
+        bail!(
+            "the value nests arrays and maps {depth} levels deep; MessagePack, which load \
+             writes, reads back at most {MAX_VALUE_DEPTH}"
+        );
+    }
+    Ok(())
 }
 
 impl Loader<'_> {

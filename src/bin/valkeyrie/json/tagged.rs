@@ -21,12 +21,41 @@
 //!
 //! and, only as a whole value, `{"raw": "<base64>"}` for bytes stored with
 //! `Kv::set_bytes` (they bypass the codec; `load` writes them back with `set_bytes`).
+//!
+//! Values nest at most [`MAX_VALUE_DEPTH`] arrays and maps deep, the most MessagePack (which
+//! `load` writes) reads back; a dump line then nests at most [`MAX_LINE_DEPTH`] JSON levels,
+//! and `load` reads lines that deep.
 
 use anyhow::{Context, Result, bail};
 use valkeyrie::{Key, KvU64, Value, Versionstamp};
 
 use super::key::{key_from_json, key_to_json};
 use super::{Json, base64_decode, base64_encode, float_from_json, float_json, int_from_json};
+
+/// Deepest nesting of arrays and maps in a dumped value: the most the library reads back
+/// from MessagePack, the codec `load` writes with (`rmp-serde` decodes at most 1,023 levels).
+pub const MAX_VALUE_DEPTH: usize = 1023;
+
+/// Deepest nesting of JSON arrays and objects in a dump line: the record object, then per
+/// value level at most three (a map's tag object, its list of pairs, a pair), then the
+/// innermost value's tag object.
+pub const MAX_LINE_DEPTH: usize = 3 * MAX_VALUE_DEPTH + 2;
+
+/// How deeply arrays and maps nest in `value` (0 for a scalar, 1 for `[1]`); map keys
+/// count.
+pub fn value_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| value_depth(k).max(value_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
 
 /// A stored value as a dump holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,6 +289,29 @@ mod tests {
             let back = Record::from_json(&super::super::parse(&text).unwrap()).unwrap();
             assert_eq!(format!("{back:?}"), format!("{record:?}"), "{text}");
         }
+    }
+
+    /// `depth` maps, each the key of the next one out: the deepest dump line per level.
+    fn nested_maps(depth: usize) -> Value {
+        (1..depth).fold(Value::Map(vec![(Value::Null, Value::Null)]), |inner, _| {
+            Value::Map(vec![(inner, Value::Null)])
+        })
+    }
+
+    #[test]
+    fn the_deepest_value_fits_the_line_depth_and_reads_back() {
+        let value = nested_maps(MAX_VALUE_DEPTH);
+        assert_eq!(value_depth(&value), MAX_VALUE_DEPTH);
+        let record = Record {
+            key: key!["deep"],
+            value: Stored::Value(value),
+            versionstamp: None,
+            expire_in_ms: None,
+        };
+        let text = record.to_json().to_text(false);
+        assert_eq!(super::super::nesting(&text), MAX_LINE_DEPTH);
+        let json = super::super::parse_nested(&text, MAX_LINE_DEPTH).unwrap();
+        assert_eq!(Record::from_json(&json).unwrap(), record);
     }
 
     #[test]
