@@ -791,3 +791,90 @@ fn cli_dump_and_load_values_nested_as_deep_as_messagepack_reads() {
         );
     });
 }
+
+#[test]
+fn cli_dump_of_a_cbor_database_with_wide_integers_loads_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.kv");
+    let copy = dir.path().join("copy.kv");
+    let dump_file = dir.path().join("dump.jsonl");
+    let wide = [
+        key!["w", "top"],
+        key!["w", "nested"],
+        key!["g", 1],
+        key!["g", 2],
+    ];
+    {
+        let db = Kv::builder().codec(Codec::Cbor).open(&original).unwrap();
+        db.set(&wide[0], &Value::Int(1 << 100)).unwrap();
+        let nested = Value::Map(vec![
+            (Value::from("n"), Value::Int(-(1 << 90))),
+            (
+                Value::Int(i128::MIN),
+                Value::Array(vec![Value::Int(i128::MAX)]),
+            ),
+        ]);
+        db.set(&wide[1], &nested).unwrap();
+        db.set(&key!["w", "plain"], &5).unwrap();
+        // One atomic operation: a wide integer, a string and a counter share a versionstamp.
+        let op = db
+            .atomic()
+            .set(&wide[2], &Value::Int(1 << 70))
+            .set(&wide[3], "text")
+            .sum(&key!["g", 3], 1);
+        assert!(op.commit().unwrap().is_committed());
+        db.close().unwrap();
+    }
+    ok(
+        &original,
+        &["dump", "--output", dump_file.to_str().unwrap()],
+    );
+    let loaded = json_lines(&ok(&copy, &["load", dump_file.to_str().unwrap()]));
+    let (a, b) = (snapshot(&original), snapshot(&copy));
+    assert_eq!(loaded[0]["loaded"], json!(a.len()));
+    assert_eq!(
+        loaded[0]["commits"],
+        json!(4),
+        "one commit per versionstamp"
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.key, y.key);
+        assert!(x.value == y.value, "value of {}", x.key);
+        if wide.contains(&x.key) || x.key == key!["g", 3] {
+            // Written with CBOR again (and the counter natively): the same bytes.
+            assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+        }
+        for (j, z) in a.iter().enumerate() {
+            assert_eq!(
+                x.versionstamp.cmp(&z.versionstamp),
+                y.versionstamp.cmp(&b[j].versionstamp),
+                "order of {} and {}",
+                x.key,
+                z.key
+            );
+        }
+    }
+    // A handle with the default codec reads them (the tool's build has CBOR).
+    let db = Kv::open(&copy).unwrap();
+    assert_eq!(
+        db.get::<Value>(&wide[0]).unwrap().unwrap().value,
+        Value::Int(1 << 100)
+    );
+    db.close().unwrap();
+
+    // A wide integer nested deeper than CBOR reads back is refused, not stored unreadable.
+    let line = format!(
+        "{{\"key\":[\"deep\"],\"value\":{}}}\n",
+        "{\"array\":[".repeat(257)
+            + "{\"int\":\"1267650600228229401496703205376\"}"
+            + &"]}".repeat(257)
+    );
+    let foreign = dir.path().join("foreign.jsonl");
+    std::fs::write(&foreign, line).unwrap();
+    let stderr = fails(&copy, &["load", foreign.to_str().unwrap()], 2);
+    assert!(
+        stderr.contains("CBOR") && stderr.contains("256") && stderr.contains("257"),
+        "{stderr}"
+    );
+}

@@ -14,6 +14,11 @@
 //! `--on-error stop` (the default) a bad line found in the first pass stops the load before
 //! anything is written.
 //!
+//! Values are written with MessagePack, whatever codec wrote the dumped database, except
+//! that a versionstamp group holding an integer beyond 64 bits (which MessagePack cannot
+//! store; only a CBOR database holds one) is written with CBOR, through a second handle, so
+//! that it stays one atomic operation and every value reads back exactly.
+//!
 //! Why not `Kv::import`: it builds each key as a prefix plus one part from the item, while a
 //! dump holds full keys of any length under many prefixes, and it stores every item through
 //! the codec with one expiry for all, while dump entries keep their own expiry and
@@ -28,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use valkeyrie::{CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
+use valkeyrie::{Codec, CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
 
 use super::{Access, Ctx, close, key_arg};
 use crate::exit::{Outcome, bad_input, classify_library};
@@ -126,9 +131,100 @@ struct Item {
     expire_in: Option<Duration>,
 }
 
+/// The codec a group of values is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writer {
+    /// MessagePack, the tool's codec: every value but those below.
+    MessagePack,
+    /// CBOR, for a group holding an integer beyond 64 bits, which MessagePack cannot store
+    /// (such values come from a CBOR database, and go back to CBOR).
+    Cbor,
+}
+
+/// Deepest nesting of arrays and maps the library reads back from CBOR (`ciborium`'s
+/// recursion limit).
+const MAX_CBOR_DEPTH: usize = 256;
+
+impl Writer {
+    /// The codec of the handle that writes for it.
+    fn codec(self) -> Codec {
+        match self {
+            Writer::MessagePack => Codec::MessagePack,
+            Writer::Cbor => Codec::Cbor,
+        }
+    }
+
+    /// Deepest nesting of arrays and maps the library reads back from this encoding.
+    fn max_depth(self) -> usize {
+        match self {
+            Writer::MessagePack => MAX_VALUE_DEPTH,
+            Writer::Cbor => MAX_CBOR_DEPTH,
+        }
+    }
+
+    /// The writer for a group of values: CBOR if any holds an integer beyond 64 bits, so
+    /// that the group stays one atomic operation.
+    fn for_values<'v>(mut values: impl Iterator<Item = &'v Value>) -> Writer {
+        if values.any(has_wide_int) {
+            Writer::Cbor
+        } else {
+            Writer::MessagePack
+        }
+    }
+}
+
+/// Whether `value` holds an integer outside the `i64` and `u64` ranges.
+fn has_wide_int(value: &Value) -> bool {
+    match value {
+        Value::Int(i) => i64::try_from(*i).is_err() && u64::try_from(*i).is_err(),
+        Value::Array(items) => items.iter().any(has_wide_int),
+        Value::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| has_wide_int(k) || has_wide_int(v)),
+        _ => false,
+    }
+}
+
+/// The open handles of the target database: the tool's (MessagePack), and one per other
+/// codec a group needs, opened when first needed.
+struct Handles<'a> {
+    ctx: &'a Ctx,
+    main: Kv,
+    others: Vec<(Writer, Kv)>,
+}
+
+impl Handles<'_> {
+    fn get(&mut self, writer: Writer) -> Result<&Kv> {
+        if writer == Writer::MessagePack {
+            return Ok(&self.main);
+        }
+        if !self.others.iter().any(|(w, _)| *w == writer) {
+            let db = self.ctx.open_with_codec(Access::Create, writer.codec())?;
+            self.others.push((writer, db));
+        }
+        self.others
+            .iter()
+            .find(|(w, _)| *w == writer)
+            .map(|(_, db)| db)
+            .context("a handle that was just opened is missing")
+    }
+
+    /// Closes every handle, reporting the first failure.
+    fn close(&self) -> Result<()> {
+        let mut result = Ok(());
+        for db in self.others.iter().map(|(_, db)| db).chain([&self.main]) {
+            let closed = close(db);
+            if result.is_ok() {
+                result = closed;
+            }
+        }
+        result
+    }
+}
+
 /// The state of a load.
 struct Loader<'a> {
-    db: &'a Kv,
+    handles: Handles<'a>,
     limits: Limits,
     file: String,
     on_error: OnError,
@@ -164,9 +260,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     } else {
         ProgressBar::hidden()
     };
+    let limits = *db.limits();
     let mut loader = Loader {
-        db: &db,
-        limits: *db.limits(),
+        handles: Handles {
+            ctx,
+            main: db,
+            others: Vec::new(),
+        },
+        limits,
         file: file.clone(),
         on_error: args.on_error,
         progress,
@@ -178,12 +279,12 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     loader.progress.finish_and_clear();
     let (loaded, failed, commits) = (loader.loaded, loader.failed, loader.commits);
     if let Err(e) = result {
-        let _ = close(&db);
+        let _ = loader.handles.close();
         return Err(e.context(format!(
             "loading stopped after {loaded} entries in {commits} commits"
         )));
     }
-    close(&db)?;
+    loader.handles.close()?;
     let mut out = Out::new(ctx.pretty);
     if ctx.pretty {
         out.line(&format!(
@@ -313,9 +414,30 @@ impl Loader<'_> {
                     Stored::Raw(bytes) => self.set_raw(line.number, &key, &bytes, expire_in)?,
                 }
             }
-            self.commit_group(&items)?;
+            let writer = Writer::for_values(items.iter().map(|i| &i.value));
+            let items = self.within_depth(items, writer)?;
+            self.commit_group(writer, &items)?;
         }
         Ok(())
+    }
+
+    /// The `items` the library can read back when `writer` stores them; the others fail.
+    fn within_depth(&mut self, items: Vec<Item>, writer: Writer) -> Result<Vec<Item>> {
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            let depth = value_depth(&item.value);
+            if depth > writer.max_depth() {
+                let e = bad_input(format!(
+                    "the value holds an integer beyond 64 bits, so it is written with CBOR, \
+                     which reads back arrays and maps nested at most {} levels; it nests {depth}",
+                    writer.max_depth()
+                ));
+                self.fail(item.line, e)?;
+            } else {
+                kept.push(item);
+            }
+        }
+        Ok(kept)
     }
 
     /// Raw bytes go through `set_bytes`: an atomic operation cannot write them.
@@ -333,7 +455,7 @@ impl Loader<'_> {
             );
             return self.fail(line, e);
         }
-        match self.db.set_bytes(key, bytes) {
+        match self.handles.main.set_bytes(key, bytes) {
             Ok(_) => {
                 self.loaded += 1;
                 self.commits += 1;
@@ -350,7 +472,7 @@ impl Loader<'_> {
     /// Commits the items of one versionstamp group: one atomic operation when they fit the
     /// atomic limits, else consecutive ones (only possible for input `dump` did not write,
     /// or when `--prefix` makes the keys longer).
-    fn commit_group(&mut self, items: &[Item]) -> Result<()> {
+    fn commit_group(&mut self, writer: Writer, items: &[Item]) -> Result<()> {
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
@@ -368,7 +490,7 @@ impl Loader<'_> {
                 total_bytes += k + v;
                 end += 1;
             }
-            self.commit(items.get(start..end).unwrap_or_default())?;
+            self.commit(writer, items.get(start..end).unwrap_or_default())?;
             start = end;
         }
         Ok(())
@@ -377,11 +499,11 @@ impl Loader<'_> {
     /// Commits `items` as one atomic operation. If the operation is refused because of its
     /// input (one bad item, or the size estimate was short), it is split in halves until
     /// the bad items are alone, and those fail.
-    fn commit(&mut self, items: &[Item]) -> Result<()> {
+    fn commit(&mut self, writer: Writer, items: &[Item]) -> Result<()> {
         let Some(first) = items.first() else {
             return Ok(());
         };
-        let mut atomic = self.db.atomic();
+        let mut atomic = self.handles.get(writer)?.atomic();
         for item in items {
             atomic = match item.expire_in {
                 Some(d) => atomic.set_expiring(&item.key, &item.value, d),
@@ -401,8 +523,8 @@ impl Loader<'_> {
                     return self.fail(first.line, anyhow::Error::new(e));
                 }
                 let (left, right) = items.split_at(items.len() / 2);
-                self.commit(left)?;
-                self.commit(right)
+                self.commit(writer, left)?;
+                self.commit(writer, right)
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!(
                 "{} lines {}..: cannot commit",
