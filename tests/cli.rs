@@ -878,3 +878,119 @@ fn cli_dump_of_a_cbor_database_with_wide_integers_loads_exactly() {
         "{stderr}"
     );
 }
+
+/// A custom codec the tool does not know: MessagePack behind a version byte.
+#[derive(Debug)]
+struct Versioned;
+
+impl valkeyrie::ValueCodec for Versioned {
+    fn id(&self) -> u8 {
+        200
+    }
+    fn name(&self) -> &str {
+        "versioned"
+    }
+    fn encode(&self, value: &Value) -> Result<Vec<u8>, valkeyrie::CodecError> {
+        let mut out = vec![1u8];
+        out.extend(rmp_serde::to_vec(value)?);
+        Ok(out)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Value, valkeyrie::CodecError> {
+        match bytes.split_first() {
+            Some((1, rest)) => Ok(rmp_serde::from_slice(rest)?),
+            _ => Err("not a version 1 value".into()),
+        }
+    }
+}
+
+static VERSIONED: Versioned = Versioned;
+
+#[test]
+fn cli_dump_and_load_keep_custom_codec_values_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.kv");
+    let copy = dir.path().join("copy.kv");
+    let dump_file = dir.path().join("dump.jsonl");
+    {
+        let db = Kv::builder()
+            .codec(Codec::Custom(&VERSIONED))
+            .open(&original)
+            .unwrap();
+        db.set(&key!["c", "plain"], &vec![1, 2, 3]).unwrap();
+        db.set_expiring(&key!["c", "expiring"], "soon", Duration::from_secs(3600))
+            .unwrap();
+        // A custom value and a counter from one atomic operation share a versionstamp.
+        let op = db
+            .atomic()
+            .set(&key!["c", "grouped"], &Value::from("with a counter"))
+            .sum(&key!["c", "counter"], 7);
+        assert!(op.commit().unwrap().is_committed());
+        // Looks like what the tool reads for a custom value, but is a MessagePack array.
+        let lookalike = Kv::open(&original).unwrap();
+        lookalike
+            .set(
+                &key!["m", "lookalike"],
+                &Value::Array(vec![
+                    Value::from("\u{0}valkeyrie CLI: payload of a custom codec"),
+                    Value::Int(200),
+                    Value::Bytes(vec![1, 0x93, 1, 2, 3]),
+                ]),
+            )
+            .unwrap();
+        lookalike.close().unwrap();
+        db.close().unwrap();
+    }
+    ok(
+        &original,
+        &["dump", "--output", dump_file.to_str().unwrap()],
+    );
+    let dumped = json_lines(&std::fs::read_to_string(&dump_file).unwrap());
+    let plain = dumped
+        .iter()
+        .find(|l| l["key"] == json!(["c", "plain"]))
+        .unwrap();
+    assert_eq!(
+        plain["value"],
+        json!({"custom": {"id": 200, "payload": "AZMBAgM="}})
+    );
+    let lookalike = dumped
+        .iter()
+        .find(|l| l["key"] == json!(["m", "lookalike"]))
+        .unwrap();
+    assert!(lookalike["value"].get("array").is_some(), "{lookalike}");
+
+    let loaded = json_lines(&ok(&copy, &["load", dump_file.to_str().unwrap()]));
+    // This process has the codec registered (opening the handle did), so it reads both.
+    let (a, b) = (snapshot(&original), snapshot(&copy));
+    assert_eq!(a.len(), 5);
+    assert_eq!(loaded[0]["loaded"], json!(5));
+    assert_eq!(
+        loaded[0]["commits"],
+        json!(4),
+        "one commit per versionstamp"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.key, y.key);
+        assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+        assert!(x.value == y.value, "value of {}", x.key);
+        assert_eq!(x.expires_at.is_some(), y.expires_at.is_some());
+        for (j, z) in a.iter().enumerate() {
+            assert_eq!(
+                x.versionstamp.cmp(&z.versionstamp),
+                y.versionstamp.cmp(&b[j].versionstamp),
+                "order of {} and {}",
+                x.key,
+                z.key
+            );
+        }
+    }
+    let db = Kv::open(&copy).unwrap();
+    assert_eq!(
+        db.get::<Vec<i32>>(&key!["c", "plain"])
+            .unwrap()
+            .unwrap()
+            .value,
+        [1, 2, 3]
+    );
+    db.close().unwrap();
+}

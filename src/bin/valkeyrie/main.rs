@@ -14,6 +14,7 @@ mod cmd;
 mod exit;
 mod json;
 mod output;
+mod passthrough;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,8 @@
 //! `dump [PREFIX]`: write entries in the lossless dump format (see `json::tagged`).
 //!
+//! Values of custom codecs, which the tool cannot decode, are dumped as their codec id and
+//! stored bytes (see `crate::passthrough`).
+//!
 //! Entries come in key order, listed in batches (each batch one snapshot, like `list`), so
 //! a dump taken while other processes write holds every entry as it was at some instant
 //! during the dump, not one snapshot of the whole database.
@@ -18,6 +21,7 @@ use crate::exit::Outcome;
 use crate::json::Json;
 use crate::json::tagged::{MAX_VALUE_DEPTH, Record, Stored, value_depth};
 use crate::output::Out;
+use crate::passthrough::{self, marked};
 
 /// Entries listed per read transaction.
 const BATCH_SIZE: usize = 1000;
@@ -109,6 +113,7 @@ pub fn write_dump(
     out: &mut impl Write,
     progress: &ProgressBar,
 ) -> Result<u64> {
+    passthrough::register_all()?;
     let options = ListOptions::default().batch_size(BATCH_SIZE);
     let mut entries = db.list::<Value>(Selector::prefix(prefix.clone()), options)?;
     let mut count = 0u64;
@@ -139,20 +144,20 @@ pub fn write_dump(
     Ok(count)
 }
 
-/// The dump record of a listed entry. A `Bytes` value is checked against the stored bytes:
-/// if they are the same, it was written with `set_bytes` and is dumped as `raw`. `None`: the
-/// entry was deleted while it was being read.
+/// The dump record of a listed entry. A `Bytes` value, or the marked payload of a custom
+/// codec's value (`passthrough::marked`), is checked against the stored bytes: if they are
+/// the same, the entry was written with `set_bytes`, or by the custom codec, and is dumped as
+/// `raw` or `custom`. `None`: the entry was deleted while it was being read.
 fn record(db: &Kv, entry: Entry<Value>, expires_at: Option<SystemTime>) -> Result<Option<Record>> {
-    let Value::Bytes(bytes) = &entry.value else {
-        return Ok(Some(make_record(entry, expires_at, false)));
-    };
+    if stored_candidate(&entry.value).is_none() {
+        return Ok(Some(make_record(entry, expires_at, None)));
+    }
     let raw = db
         .get_bytes(&entry.key)
         .with_context(|| format!("cannot read {}", entry.key))?;
     match raw {
         Some(raw) if raw.versionstamp == entry.versionstamp => {
-            let is_raw = raw.value == *bytes;
-            Ok(Some(make_record(entry, expires_at, is_raw)))
+            Ok(Some(make_record(entry, expires_at, Some(&raw.value))))
         }
         // Changed since it was listed: read it again, value and raw bytes agreeing.
         _ => reread(db, &entry.key),
@@ -175,13 +180,12 @@ fn reread(db: &Kv, key: &Key) -> Result<Option<Record>> {
             _ => return Ok(None),
         };
         let expires_at = it.last_expires_at();
-        let Value::Bytes(bytes) = &entry.value else {
-            return Ok(Some(make_record(entry, expires_at, false)));
-        };
+        if stored_candidate(&entry.value).is_none() {
+            return Ok(Some(make_record(entry, expires_at, None)));
+        }
         match db.get_bytes(key)? {
             Some(raw) if raw.versionstamp == entry.versionstamp => {
-                let is_raw = raw.value == *bytes;
-                return Ok(Some(make_record(entry, expires_at, is_raw)));
+                return Ok(Some(make_record(entry, expires_at, Some(&raw.value))));
             }
             _ => continue,
         }
@@ -189,10 +193,31 @@ fn reread(db: &Kv, key: &Key) -> Result<Option<Record>> {
     bail!("the entry {key} changed {MAX_REREADS} times while it was being read; try again")
 }
 
-fn make_record(entry: Entry<Value>, expires_at: Option<SystemTime>, raw: bool) -> Record {
+/// The bytes `value` holds if it may be stored bytes read back as they are: a `Bytes` value
+/// (raw data, or a codec's byte string) or a custom codec's marked payload.
+fn stored_candidate(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Bytes(bytes) => Some(bytes),
+        other => marked(other).map(|(_, payload)| payload),
+    }
+}
+
+/// The record of `entry`; `stored` is its payload as stored, when it was read.
+fn make_record(
+    entry: Entry<Value>,
+    expires_at: Option<SystemTime>,
+    stored: Option<&[u8]>,
+) -> Record {
+    let exact = stored.is_some_and(|stored| stored_candidate(&entry.value) == Some(stored));
     let value = match entry.value {
-        Value::Bytes(bytes) if raw => Stored::Raw(bytes),
-        value => Stored::Value(value),
+        Value::Bytes(bytes) if exact => Stored::Raw(bytes),
+        value => match marked(&value) {
+            Some((id, payload)) if exact => Stored::Custom {
+                id,
+                payload: payload.to_vec(),
+            },
+            _ => Stored::Value(value),
+        },
     };
     Record {
         key: entry.key,

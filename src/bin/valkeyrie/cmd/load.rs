@@ -17,7 +17,10 @@
 //! Values are written with MessagePack, whatever codec wrote the dumped database, except
 //! that a versionstamp group holding an integer beyond 64 bits (which MessagePack cannot
 //! store; only a CBOR database holds one) is written with CBOR, through a second handle, so
-//! that it stays one atomic operation and every value reads back exactly.
+//! that it stays one atomic operation and every value reads back exactly. A custom codec's
+//! value (`custom` in the dump) is stored again as the same bytes under the same codec id,
+//! through a handle whose codec passes bytes through (`crate::passthrough`), with its expiry;
+//! the counters of its group join it.
 //!
 //! Why not `Kv::import`: it builds each key as a prefix plus one part from the item, while a
 //! dump holds full keys of any length under many prefixes, and it stores every item through
@@ -40,6 +43,7 @@ use crate::exit::{Outcome, bad_input, classify_library};
 use crate::json::Json;
 use crate::json::tagged::{MAX_LINE_DEPTH, MAX_VALUE_DEPTH, Record, Stored, value_depth};
 use crate::output::{Out, note};
+use crate::passthrough;
 
 /// Arguments of `load`.
 #[derive(Debug, clap::Args)]
@@ -127,8 +131,11 @@ impl Source {
 struct Item {
     line: usize,
     key: Key,
+    /// The value; for a custom codec's value, its stored bytes.
     value: Value,
     expire_in: Option<Duration>,
+    /// The custom codec id the value's bytes are stored under.
+    custom: Option<u8>,
 }
 
 /// The codec a group of values is written with.
@@ -139,6 +146,8 @@ enum Writer {
     /// CBOR, for a group holding an integer beyond 64 bits, which MessagePack cannot store
     /// (such values come from a CBOR database, and go back to CBOR).
     Cbor,
+    /// The passthrough codec of a custom codec id: stores a custom codec's bytes as dumped.
+    Custom(u8),
 }
 
 /// Deepest nesting of arrays and maps the library reads back from CBOR (`ciborium`'s
@@ -147,11 +156,14 @@ const MAX_CBOR_DEPTH: usize = 256;
 
 impl Writer {
     /// The codec of the handle that writes for it.
-    fn codec(self) -> Codec {
-        match self {
+    fn codec(self) -> Result<Codec> {
+        Ok(match self {
             Writer::MessagePack => Codec::MessagePack,
             Writer::Cbor => Codec::Cbor,
-        }
+            Writer::Custom(id) => Codec::Custom(
+                passthrough::codec(id).with_context(|| format!("{id} is no custom codec id"))?,
+            ),
+        })
     }
 
     /// Deepest nesting of arrays and maps the library reads back from this encoding.
@@ -159,6 +171,8 @@ impl Writer {
         match self {
             Writer::MessagePack => MAX_VALUE_DEPTH,
             Writer::Cbor => MAX_CBOR_DEPTH,
+            // Bytes, stored as they are.
+            Writer::Custom(_) => usize::MAX,
         }
     }
 
@@ -171,6 +185,33 @@ impl Writer {
             Writer::MessagePack
         }
     }
+}
+
+/// The atomic operations that write a versionstamp group: one per codec it needs. A group
+/// `dump` wrote needs one (one atomic operation writes with one codec, and its counters are
+/// native whatever the codec, so they join the rest of their group).
+fn plan(items: Vec<Item>) -> Vec<(Writer, Vec<Item>)> {
+    let values = Writer::for_values(
+        items
+            .iter()
+            .filter(|i| i.custom.is_none())
+            .map(|i| &i.value),
+    );
+    let needs = |item: &Item| match (item.custom, &item.value) {
+        (Some(id), _) => Some(Writer::Custom(id)),
+        (None, Value::KvU64(_)) => None,
+        (None, _) => Some(values),
+    };
+    let counters = items.iter().find_map(needs).unwrap_or(values);
+    let mut plan: Vec<(Writer, Vec<Item>)> = Vec::new();
+    for item in items {
+        let writer = needs(&item).unwrap_or(counters);
+        match plan.iter_mut().find(|(w, _)| *w == writer) {
+            Some((_, group)) => group.push(item),
+            None => plan.push((writer, vec![item])),
+        }
+    }
+    plan
 }
 
 /// Whether `value` holds an integer outside the `i64` and `u64` ranges.
@@ -199,7 +240,7 @@ impl Handles<'_> {
             return Ok(&self.main);
         }
         if !self.others.iter().any(|(w, _)| *w == writer) {
-            let db = self.ctx.open_with_codec(Access::Create, writer.codec())?;
+            let db = self.ctx.open_with_codec(Access::Create, writer.codec()?)?;
             self.others.push((writer, db));
         }
         self.others
@@ -410,13 +451,22 @@ impl Loader<'_> {
                         key,
                         value,
                         expire_in,
+                        custom: None,
+                    }),
+                    Stored::Custom { id, payload } => items.push(Item {
+                        line: line.number,
+                        key,
+                        value: Value::Bytes(payload),
+                        expire_in,
+                        custom: Some(id),
                     }),
                     Stored::Raw(bytes) => self.set_raw(line.number, &key, &bytes, expire_in)?,
                 }
             }
-            let writer = Writer::for_values(items.iter().map(|i| &i.value));
-            let items = self.within_depth(items, writer)?;
-            self.commit_group(writer, &items)?;
+            for (writer, items) in plan(items) {
+                let items = self.within_depth(items, writer)?;
+                self.commit_group(writer, &items)?;
+            }
         }
         Ok(())
     }
