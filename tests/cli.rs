@@ -762,7 +762,7 @@ fn cli_dump_and_load_values_nested_as_deep_as_messagepack_reads() {
         }
 
         // BSON reads values of any depth; one deeper than MessagePack reads is not dumped
-        // into a line load would refuse.
+        // into a line load would refuse, but reported (exit status 1).
         let bson = dir.path().join("bson.kv");
         {
             let db = Kv::builder().codec(Codec::Bson).open(&bson).unwrap();
@@ -770,7 +770,7 @@ fn cli_dump_and_load_values_nested_as_deep_as_messagepack_reads() {
             assert!(db.get::<Value>(&key!["deep"]).is_ok());
             db.close().unwrap();
         }
-        let stderr = fails(&bson, &["dump"], 3);
+        let stderr = fails(&bson, &["dump"], 1);
         assert!(
             stderr.contains("[\"deep\"]") && stderr.contains("1024 levels deep"),
             "{stderr}"
@@ -993,4 +993,58 @@ fn cli_dump_and_load_keep_custom_codec_values_byte_for_byte() {
         [1, 2, 3]
     );
     db.close().unwrap();
+}
+
+#[test]
+fn cli_dump_skips_and_reports_entries_it_cannot_read_and_dumps_the_rest() {
+    with_deep_stack(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.kv");
+        {
+            let db = Kv::open(&path).unwrap();
+            let json = Kv::builder().codec(Codec::Json).open(&path).unwrap();
+            let bson = Kv::builder().codec(Codec::Bson).open(&path).unwrap();
+            db.set(&key!["a"], &1).unwrap();
+            // The library reads JSON values nested at most 127 levels.
+            json.set(&key!["b", "json"], &nested_arrays(200)).unwrap();
+            db.set(&key!["c"], &2).unwrap();
+            // And MessagePack values nested at most 1,023 levels.
+            db.set(&key!["d", "msgpack"], &nested_arrays(1024)).unwrap();
+            // Readable, but deeper than load could write back.
+            bson.set(&key!["e", "bson"], &nested_arrays(1024)).unwrap();
+            db.set_bytes(&key!["f"], b"raw").unwrap();
+            assert!(db.get::<Value>(&key!["b", "json"]).is_err());
+            assert!(db.get::<Value>(&key!["d", "msgpack"]).is_err());
+            for handle in [json, bson, db] {
+                handle.close().unwrap();
+            }
+        }
+        let skipped = [r#"["b","json"]"#, r#"["d","msgpack"]"#, r#"["e","bson"]"#];
+        let out = run(&path, &["dump"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let lines = json_lines(&text(&out.stdout));
+        assert_eq!(keys_of(&lines), [json!(["a"]), json!(["c"]), json!(["f"])]);
+        let stderr = text(&out.stderr);
+        for key in skipped {
+            assert!(
+                stderr.contains(&format!("skipped {key}: ")),
+                "{key}: {stderr}"
+            );
+        }
+        assert!(stderr.contains("3 entries could not be dumped"), "{stderr}");
+
+        let file = dir.path().join("dump.jsonl");
+        let out = run(&path, &["dump", "--output", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(
+            json_lines(&text(&out.stdout)),
+            [json!({"dumped": 3, "skipped": 3})]
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
+        // Under a prefix, the cursor after a skipped entry resumes correctly too.
+        let out = run(&path, &["dump", r#"["d"]"#]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert!(text(&out.stderr).contains(r#"skipped ["d","msgpack"]"#));
+    });
 }

@@ -4,8 +4,9 @@
 //! arrays (`'["users", 42]'`), values are JSON; every command prints JSON (one line per
 //! item) unless `--pretty` is given. It works on a database that other processes have open.
 //!
-//! Exit status: 0 success, 1 not found (`get`) or damage found (`check`), 2 bad input (the
-//! message says which argument or line and why), 3 storage or I/O error.
+//! Exit status: 0 success, 1 not found (`get`), damage found (`check`) or entries skipped
+//! (`dump`), 2 bad input (the message says which argument or line and why), 3 storage or
+//! I/O error.
 //!
 //! Layout: this file parses the command line and maps errors to exit statuses; each command
 //! is a module under `cmd/`; `json/` holds the key and value syntaxes and the dump format.
@@ -25,8 +26,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Keys are JSON arrays of parts: '["users", 42]' (strings, integers, floats with a
 /// decimal point, booleans, {"bytes": "<base64>"}). Values are JSON. Output is JSON Lines
-/// unless --pretty is given. Exit status: 0 success, 1 not found or check failed, 2 bad
-/// input, 3 storage error.
+/// unless --pretty is given. Exit status: 0 success, 1 not found, check failed or dump
+/// skipped entries, 2 bad input, 3 storage error.
 #[derive(Debug, Parser)]
 #[command(name = "valkeyrie", version)]
 struct Cli {
