@@ -1048,3 +1048,86 @@ fn cli_dump_skips_and_reports_entries_it_cannot_read_and_dumps_the_rest() {
         assert!(text(&out.stderr).contains(r#"skipped ["d","msgpack"]"#));
     });
 }
+
+#[test]
+fn cli_load_writes_a_groups_raw_lines_only_after_its_atomic_operation_and_checks_them_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = r#""versionstamp":"00000000000000070000""#;
+    let long_key = format!(r#"[{{"bytes":"{}"}}]"#, "QUFB".repeat(683));
+    let write = |name: &str, lines: &[String]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        file
+    };
+    // A group (one versionstamp, which dump never writes for raw lines) whose raw line comes
+    // first in the file and whose value line cannot be committed (a 2051-byte key).
+    let bad_value = write(
+        "bad_value.jsonl",
+        &[
+            format!(r#"{{"key":["raw"],"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":{long_key},"value":{{"int":"1"}},{vs}}}"#),
+        ],
+    );
+    let target = dir.path().join("a.kv");
+    let stderr = fails(&target, &["load", bad_value.to_str().unwrap()], 2);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert_eq!(
+        json_lines(&ok(&target, &["list"])).len(),
+        0,
+        "nothing of the group"
+    );
+
+    // A raw line set_bytes would refuse fails before its group's value line is committed,
+    // with exit status 2 (bad input).
+    let bad_raw = write(
+        "bad_raw.jsonl",
+        &[
+            format!(r#"{{"key":["value"],"value":{{"int":"1"}},{vs}}}"#),
+            format!(r#"{{"key":{long_key},"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":["exp"],"value":{{"raw":"AAE="}},{vs},"expire_in_ms":60000}}"#),
+        ],
+    );
+    let target = dir.path().join("b.kv");
+    let stderr = fails(&target, &["load", bad_raw.to_str().unwrap()], 2);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("2051"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&ok(&target, &["list"])).len(),
+        0,
+        "nothing of the group"
+    );
+    let out = run(
+        &target,
+        &["load", bad_raw.to_str().unwrap(), "--on-error", "continue"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("expiry"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&text(&out.stdout))[0],
+        json!({"loaded": 1, "failed": 2, "commits": 1})
+    );
+
+    // Good raw lines of a group are written, after its atomic operation.
+    let good = write(
+        "good.jsonl",
+        &[
+            format!(r#"{{"key":["raw"],"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":["value"],"value":{{"int":"1"}},{vs}}}"#),
+        ],
+    );
+    let target = dir.path().join("c.kv");
+    let loaded = json_lines(&ok(&target, &["load", good.to_str().unwrap()]));
+    assert_eq!(loaded[0], json!({"loaded": 2, "failed": 0, "commits": 2}));
+    let db = Kv::open(&target).unwrap();
+    let raw = db.get_bytes(&key!["raw"]).unwrap().unwrap();
+    let value = db.get::<i64>(&key!["value"]).unwrap().unwrap();
+    assert_eq!(raw.value, [0, 1]);
+    assert!(value.versionstamp < raw.versionstamp);
+    db.close().unwrap();
+}
