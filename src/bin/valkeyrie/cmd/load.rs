@@ -505,8 +505,9 @@ impl Loader<'_> {
             let depth = value_depth(&item.value);
             if depth > writer.max_depth() {
                 let e = bad_input(format!(
-                    "the value holds an integer beyond 64 bits, so it is written with CBOR, \
-                     which reads back arrays and maps nested at most {} levels; it nests {depth}",
+                    "its group holds an integer beyond 64 bits, so it is written with {}, which \
+                     reads back arrays and maps nested at most {} levels; the value nests {depth}",
+                    writer.codec()?.name(),
                     writer.max_depth()
                 ));
                 self.fail(item.line, e)?;
@@ -663,5 +664,41 @@ fn approx_size(value: &Value) -> usize {
                 .map(|(k, v)| approx_size(k) + approx_size(v))
                 .sum::<usize>()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valkeyrie::key;
+
+    /// `depth` arrays nested in each other around `leaf`.
+    fn nested(depth: usize, leaf: Value) -> Value {
+        (0..depth).fold(leaf, |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn the_depth_limits_are_what_the_library_reads_back() {
+        let check = || {
+            let limits = [
+                (Writer::MessagePack, MAX_VALUE_DEPTH, Value::Int(1)),
+                (Writer::Cbor, MAX_CBOR_DEPTH, Value::Int(1 << 100)),
+            ];
+            for (writer, depth, leaf) in limits {
+                let codec = writer.codec().unwrap();
+                let db = Kv::builder().codec(codec).open_in_memory().unwrap();
+                for (d, readable) in [(depth, true), (depth + 1, false)] {
+                    db.set(&key!["k"], &nested(d, leaf.clone())).unwrap();
+                    let read = db.get::<Value>(&key!["k"]);
+                    assert_eq!(read.is_ok(), readable, "{writer:?} at depth {d}");
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(check)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
