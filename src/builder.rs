@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Engine, EngineOptions, Storage};
-use crate::expiry::DEFAULT_SWEEP_INTERVAL;
+use crate::expiry::{DEFAULT_SWEEP_INTERVAL, MIN_SWEEP_INTERVAL};
 use crate::kv::Config;
 use crate::schema::{Issue, Pattern, SchemaRegistry};
-use crate::watch::DEFAULT_POLL_INTERVAL;
+use crate::watch::{DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL};
 use crate::{
     Clock, Codec, Consistency, DEFAULT_MAX_STALENESS, Durability, Kv, Limits, Result, SystemClock,
 };
@@ -267,6 +267,8 @@ impl KvBuilder {
 
     /// How often the background sweeper looks for expired entries (default every second);
     /// `None` turns it off (expired entries stay invisible; [`Kv::cleanup`] deletes them).
+    /// Intervals shorter than 1 ms, zero included, are raised to 1 ms: each look is a read of
+    /// the expiry index, and a shorter pause would keep a core busy.
     ///
     /// # Examples
     ///
@@ -276,7 +278,7 @@ impl KvBuilder {
     /// ```
     #[must_use]
     pub fn sweep_interval(mut self, interval: Option<Duration>) -> Self {
-        self.sweep_interval = interval;
+        self.sweep_interval = interval.map(|i| i.max(MIN_SWEEP_INTERVAL));
         self
     }
 
@@ -312,7 +314,7 @@ impl KvBuilder {
 
     /// How often watches check for other processes' commits and for expiring entries
     /// (default 5 ms). Each check is one short read of the commit sequence, made only while
-    /// a watch exists.
+    /// a watch exists. Intervals shorter than 100 us, zero included, are raised to 100 us.
     ///
     /// # Examples
     ///
@@ -324,7 +326,7 @@ impl KvBuilder {
     /// ```
     #[must_use]
     pub fn watch_poll_interval(mut self, interval: Duration) -> Self {
-        self.watch_poll_interval = interval.max(Duration::from_micros(100));
+        self.watch_poll_interval = interval.max(MIN_POLL_INTERVAL);
         self
     }
 

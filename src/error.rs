@@ -32,10 +32,12 @@ pub enum Error {
         size: usize,
         /// The limit that applied.
         limit: usize,
-        /// `"read"` or `"write"`.
+        /// What the key was for: `"point read"` (`get`, `get_many`, `get_bytes`: the read
+        /// limit less one byte), `"read"` (a listing bound), `"write"`, or `"watch"` (limited
+        /// like a write, as in Deno KV).
         op: &'static str,
     },
-    /// `get_many` (or another multi-key read) was given too many keys.
+    /// `get_many` or `watch` was given too many keys.
     #[error("{count} keys were given; the limit is {limit}")]
     TooManyKeys {
         /// Number of keys given.

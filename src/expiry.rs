@@ -18,6 +18,9 @@ use crate::{Clock, Result};
 pub(crate) const SWEEP_BATCH: usize = 1000;
 /// Default pause between sweeps.
 pub(crate) const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest pause between sweeps: `KvBuilder::sweep_interval` raises shorter ones (zero
+/// included) to it, so the sweeper never spins on its read of the expiry index.
+pub(crate) const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Starts the sweeper: every `interval`, one short read of the expiry index, and cleanups
 /// through the commit queue when something is due. Errors are retried on the next tick.

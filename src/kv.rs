@@ -351,7 +351,7 @@ impl Kv {
     ///
     /// As [`Kv::get`].
     pub fn get_bytes(&self, key: &Key) -> Result<Option<Entry<Vec<u8>>>> {
-        let enc = self.limits().encode_read_key(key)?;
+        let enc = self.limits().encode_point_read_key(key)?;
         let now = self.now_millis();
         let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
         let Some(bytes) = raw.into_iter().next().flatten() else {
@@ -378,11 +378,12 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`] (over 2049 encoded bytes),
+    /// [`Error::EmptyKey`], [`Error::KeyTooLarge`] (over 2048 encoded bytes: a point read
+    /// looks up `[key, key + 0x00)`, which must fit the 2049-byte read limit),
     /// [`Error::Decode`] if the stored value is not a `V`, [`Error::Closed`], or a storage
     /// error.
     pub fn get<V: DeserializeOwned>(&self, key: &Key) -> Result<Option<Entry<V>>> {
-        let enc = self.limits().encode_read_key(key)?;
+        let enc = self.limits().encode_point_read_key(key)?;
         let now = self.now_millis();
         let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
         decode_live(key, raw.into_iter().next().flatten().as_deref(), now)
@@ -416,7 +417,7 @@ impl Kv {
         }
         let encoded = keys
             .iter()
-            .map(|k| self.limits().encode_read_key(k))
+            .map(|k| self.limits().encode_point_read_key(k))
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         let now = self.now_millis();

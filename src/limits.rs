@@ -2,10 +2,15 @@
 
 /// Longest encoded key a write accepts (Deno KV: 2048).
 pub const MAX_WRITE_KEY_SIZE_BYTES: usize = 2048;
-/// Longest encoded key a read accepts (Deno KV: 2049, one more than writes).
+/// Longest key bound a read looks up (Deno KV: 2049, one more than writes). A listing's
+/// selector bounds may be this long. A point read (`get`, `get_many`, `get_bytes`) looks up
+/// the range `[key, key + 0x00)`, so its key may be one byte shorter: 2048 bytes, as in
+/// Deno KV ("Key too large for read (max 2049 bytes)" for a 2049-byte `get`).
 pub const MAX_READ_KEY_SIZE_BYTES: usize = 2049;
 /// Most keys one `get_many` reads.
 pub const MAX_READ_KEYS: usize = 10;
+/// Most keys one `Kv::watch` watches (Deno KV: 10).
+pub const MAX_WATCHED_KEYS: usize = 10;
 /// Most checks in one atomic operation.
 pub const MAX_CHECKS: usize = 100;
 /// Most mutations in one atomic operation.
@@ -39,6 +44,8 @@ pub struct Limits {
     pub max_read_key_size_bytes: usize,
     /// See [`MAX_READ_KEYS`].
     pub max_read_keys: usize,
+    /// See [`MAX_WATCHED_KEYS`].
+    pub max_watched_keys: usize,
     /// See [`MAX_CHECKS`].
     pub max_checks: usize,
     /// See [`MAX_MUTATIONS`].
@@ -57,6 +64,7 @@ impl Default for Limits {
             max_write_key_size_bytes: MAX_WRITE_KEY_SIZE_BYTES,
             max_read_key_size_bytes: MAX_READ_KEY_SIZE_BYTES,
             max_read_keys: MAX_READ_KEYS,
+            max_watched_keys: MAX_WATCHED_KEYS,
             max_checks: MAX_CHECKS,
             max_mutations: MAX_MUTATIONS,
             max_total_key_size_bytes: MAX_TOTAL_KEY_SIZE_BYTES,
@@ -72,9 +80,17 @@ impl Limits {
         self.encode_key(key, self.max_write_key_size_bytes, "write")
     }
 
-    /// Encodes `key` for a read, checking emptiness and the read size limit.
-    pub(crate) fn encode_read_key(&self, key: &crate::Key) -> crate::Result<Vec<u8>> {
-        self.encode_key(key, self.max_read_key_size_bytes, "read")
+    /// Encodes `key` for a watch, checking emptiness and the write size limit (as Deno KV
+    /// does: a watched key is one that can be written).
+    pub(crate) fn encode_watch_key(&self, key: &crate::Key) -> crate::Result<Vec<u8>> {
+        self.encode_key(key, self.max_write_key_size_bytes, "watch")
+    }
+
+    /// Encodes `key` for a point read, checking emptiness and the read size limit less the
+    /// byte a point read appends (its range is `[key, key + 0x00)`).
+    pub(crate) fn encode_point_read_key(&self, key: &crate::Key) -> crate::Result<Vec<u8>> {
+        let limit = self.max_read_key_size_bytes.saturating_sub(1);
+        self.encode_key(key, limit, "point read")
     }
 
     fn encode_key(

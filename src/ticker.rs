@@ -16,11 +16,14 @@ pub(crate) struct Ticker {
 
 impl Ticker {
     /// Runs `tick` every `interval` (the first run after one interval) until stopped.
+    /// `interval` must not be zero (the thread would spin); the builder clamps the
+    /// user-set intervals.
     pub(crate) fn spawn(
         name: &str,
         interval: Duration,
         mut tick: impl FnMut() + Send + 'static,
     ) -> Result<Ticker> {
+        debug_assert!(!interval.is_zero(), "a ticker with a zero interval spins");
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let handle = std::thread::Builder::new()
             .name(name.into())

@@ -115,6 +115,19 @@ fn unrepresentable_expiry_is_an_error_not_a_panic() -> Result<()> {
 }
 
 #[test]
+fn an_expiry_past_deno_kvs_date_range_is_accepted_and_saturates() -> Result<()> {
+    let db = Kv::open_in_memory()?;
+    // About 300,000 years: past year 262143, where Deno KV refuses an expireIn.
+    let far = Duration::from_secs(300_000 * 365 * 24 * 3600);
+    db.set_expiring(&key!["far"], &1, far)?;
+    db.set_expiring(&key!["max"], &2, Duration::from_millis(u64::MAX))?;
+    assert_eq!(db.get::<i32>(&key!["far"])?.map(|e| e.value), Some(1));
+    assert_eq!(db.get::<i32>(&key!["max"])?.map(|e| e.value), Some(2));
+    assert_eq!(db.cleanup()?, 0);
+    Ok(())
+}
+
+#[test]
 fn versionstamp_parsing_accepts_only_20_lowercase_hex_digits() -> Result<()> {
     let vs = Versionstamp::from_str("0123456789abcdef0a1b")?;
     assert_eq!(

@@ -696,3 +696,438 @@ fn cli_maintenance_commands_report_json() {
     assert!(help.status.success());
     assert!(text(&help.stdout).contains("dump"));
 }
+
+/// Runs `f` on a thread with a stack deep enough for values nested 1,023 levels (decoding,
+/// comparing and dropping them recurse).
+fn with_deep_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// `depth` maps, each the key of the next one out: per level, the deepest dump line.
+fn nested_maps(depth: usize) -> Value {
+    (1..depth).fold(
+        Value::Map(vec![(Value::Null, Value::Int(1))]),
+        |inner, _| Value::Map(vec![(inner, Value::Null)]),
+    )
+}
+
+/// `depth` arrays nested in each other.
+fn nested_arrays(depth: usize) -> Value {
+    (1..depth).fold(Value::Array(vec![Value::Int(1)]), |inner, _| {
+        Value::Array(vec![inner])
+    })
+}
+
+#[test]
+fn cli_dump_and_load_values_nested_as_deep_as_messagepack_reads() {
+    with_deep_stack(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("original.kv");
+        let copy = dir.path().join("copy.kv");
+        let dump_file = dir.path().join("dump.jsonl");
+        {
+            let db = Kv::open(&original).unwrap();
+            // 1,023 levels is the most the library reads back from MessagePack.
+            db.set(&key!["maps"], &nested_maps(1023)).unwrap();
+            db.set(&key!["arrays"], &nested_arrays(1023)).unwrap();
+            db.set(&key!["too deep"], &nested_arrays(1024)).unwrap();
+            assert!(db.get::<Value>(&key!["maps"]).is_ok());
+            assert!(matches!(
+                db.get::<Value>(&key!["too deep"]),
+                Err(valkeyrie::Error::Decode(_))
+            ));
+            db.delete(&key!["too deep"]).unwrap();
+            db.close().unwrap();
+        }
+        ok(
+            &original,
+            &["dump", "--output", dump_file.to_str().unwrap()],
+        );
+        let dumped = std::fs::read_to_string(&dump_file).unwrap();
+        // Lines nested far deeper than serde_json's default limit of 128.
+        assert!(dumped.lines().all(|l| l.matches('[').count() > 1000));
+        let loaded = ok(&copy, &["load", dump_file.to_str().unwrap()]);
+        assert!(loaded.contains(r#""loaded":2"#), "{loaded}");
+        let (a, b) = (snapshot(&original), snapshot(&copy));
+        assert_eq!(a.len(), 2);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.key, y.key);
+            assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+            assert!(x.value == y.value, "value of {}", x.key);
+        }
+
+        // BSON reads values of any depth; one deeper than MessagePack reads is not dumped
+        // into a line load would refuse, but reported (exit status 1).
+        let bson = dir.path().join("bson.kv");
+        {
+            let db = Kv::builder().codec(Codec::Bson).open(&bson).unwrap();
+            db.set(&key!["deep"], &nested_arrays(1024)).unwrap();
+            assert!(db.get::<Value>(&key!["deep"]).is_ok());
+            db.close().unwrap();
+        }
+        let stderr = fails(&bson, &["dump"], 1);
+        assert!(
+            stderr.contains("[\"deep\"]") && stderr.contains("1024 levels deep"),
+            "{stderr}"
+        );
+
+        // A line holding a value the database could not read back is refused, clearly.
+        let line = format!(
+            "{{\"key\":[\"deep\"],\"value\":{}}}\n",
+            "{\"array\":[".repeat(1024) + "{\"null\":null}" + &"]}".repeat(1024)
+        );
+        let foreign = dir.path().join("foreign.jsonl");
+        std::fs::write(&foreign, line).unwrap();
+        let target = dir.path().join("target.kv");
+        let stderr = fails(&target, &["load", foreign.to_str().unwrap()], 2);
+        assert!(
+            stderr.contains("1024 levels deep") && stderr.contains("1023"),
+            "{stderr}"
+        );
+    });
+}
+
+#[test]
+fn cli_dump_of_a_cbor_database_with_wide_integers_loads_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.kv");
+    let copy = dir.path().join("copy.kv");
+    let dump_file = dir.path().join("dump.jsonl");
+    let wide = [
+        key!["w", "top"],
+        key!["w", "nested"],
+        key!["g", 1],
+        key!["g", 2],
+    ];
+    {
+        let db = Kv::builder().codec(Codec::Cbor).open(&original).unwrap();
+        db.set(&wide[0], &Value::Int(1 << 100)).unwrap();
+        let nested = Value::Map(vec![
+            (Value::from("n"), Value::Int(-(1 << 90))),
+            (
+                Value::Int(i128::MIN),
+                Value::Array(vec![Value::Int(i128::MAX)]),
+            ),
+        ]);
+        db.set(&wide[1], &nested).unwrap();
+        db.set(&key!["w", "plain"], &5).unwrap();
+        // One atomic operation: a wide integer, a string and a counter share a versionstamp.
+        let op = db
+            .atomic()
+            .set(&wide[2], &Value::Int(1 << 70))
+            .set(&wide[3], "text")
+            .sum(&key!["g", 3], 1);
+        assert!(op.commit().unwrap().is_committed());
+        db.close().unwrap();
+    }
+    ok(
+        &original,
+        &["dump", "--output", dump_file.to_str().unwrap()],
+    );
+    let loaded = json_lines(&ok(&copy, &["load", dump_file.to_str().unwrap()]));
+    let (a, b) = (snapshot(&original), snapshot(&copy));
+    assert_eq!(loaded[0]["loaded"], json!(a.len()));
+    assert_eq!(
+        loaded[0]["commits"],
+        json!(4),
+        "one commit per versionstamp"
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.key, y.key);
+        assert!(x.value == y.value, "value of {}", x.key);
+        if wide.contains(&x.key) || x.key == key!["g", 3] {
+            // Written with CBOR again (and the counter natively): the same bytes.
+            assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+        }
+        for (j, z) in a.iter().enumerate() {
+            assert_eq!(
+                x.versionstamp.cmp(&z.versionstamp),
+                y.versionstamp.cmp(&b[j].versionstamp),
+                "order of {} and {}",
+                x.key,
+                z.key
+            );
+        }
+    }
+    // A handle with the default codec reads them (the tool's build has CBOR).
+    let db = Kv::open(&copy).unwrap();
+    assert_eq!(
+        db.get::<Value>(&wide[0]).unwrap().unwrap().value,
+        Value::Int(1 << 100)
+    );
+    db.close().unwrap();
+
+    // A wide integer nested deeper than CBOR reads back is refused, not stored unreadable.
+    let line = format!(
+        "{{\"key\":[\"deep\"],\"value\":{}}}\n",
+        "{\"array\":[".repeat(257)
+            + "{\"int\":\"1267650600228229401496703205376\"}"
+            + &"]}".repeat(257)
+    );
+    let foreign = dir.path().join("foreign.jsonl");
+    std::fs::write(&foreign, line).unwrap();
+    let stderr = fails(&copy, &["load", foreign.to_str().unwrap()], 2);
+    assert!(
+        stderr.contains("CBOR") && stderr.contains("256") && stderr.contains("257"),
+        "{stderr}"
+    );
+}
+
+/// A custom codec the tool does not know: MessagePack behind a version byte.
+#[derive(Debug)]
+struct Versioned;
+
+impl valkeyrie::ValueCodec for Versioned {
+    fn id(&self) -> u8 {
+        200
+    }
+    fn name(&self) -> &str {
+        "versioned"
+    }
+    fn encode(&self, value: &Value) -> Result<Vec<u8>, valkeyrie::CodecError> {
+        let mut out = vec![1u8];
+        out.extend(rmp_serde::to_vec(value)?);
+        Ok(out)
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<Value, valkeyrie::CodecError> {
+        match bytes.split_first() {
+            Some((1, rest)) => Ok(rmp_serde::from_slice(rest)?),
+            _ => Err("not a version 1 value".into()),
+        }
+    }
+}
+
+static VERSIONED: Versioned = Versioned;
+
+#[test]
+fn cli_dump_and_load_keep_custom_codec_values_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original.kv");
+    let copy = dir.path().join("copy.kv");
+    let dump_file = dir.path().join("dump.jsonl");
+    {
+        let db = Kv::builder()
+            .codec(Codec::Custom(&VERSIONED))
+            .open(&original)
+            .unwrap();
+        db.set(&key!["c", "plain"], &vec![1, 2, 3]).unwrap();
+        db.set_expiring(&key!["c", "expiring"], "soon", Duration::from_secs(3600))
+            .unwrap();
+        // A custom value and a counter from one atomic operation share a versionstamp.
+        let op = db
+            .atomic()
+            .set(&key!["c", "grouped"], &Value::from("with a counter"))
+            .sum(&key!["c", "counter"], 7);
+        assert!(op.commit().unwrap().is_committed());
+        // Looks like what the tool reads for a custom value, but is a MessagePack array.
+        let lookalike = Kv::open(&original).unwrap();
+        lookalike
+            .set(
+                &key!["m", "lookalike"],
+                &Value::Array(vec![
+                    Value::from("\u{0}valkeyrie CLI: payload of a custom codec"),
+                    Value::Int(200),
+                    Value::Bytes(vec![1, 0x93, 1, 2, 3]),
+                ]),
+            )
+            .unwrap();
+        lookalike.close().unwrap();
+        db.close().unwrap();
+    }
+    ok(
+        &original,
+        &["dump", "--output", dump_file.to_str().unwrap()],
+    );
+    let dumped = json_lines(&std::fs::read_to_string(&dump_file).unwrap());
+    let plain = dumped
+        .iter()
+        .find(|l| l["key"] == json!(["c", "plain"]))
+        .unwrap();
+    assert_eq!(
+        plain["value"],
+        json!({"custom": {"id": 200, "payload": "AZMBAgM="}})
+    );
+    let lookalike = dumped
+        .iter()
+        .find(|l| l["key"] == json!(["m", "lookalike"]))
+        .unwrap();
+    assert!(lookalike["value"].get("array").is_some(), "{lookalike}");
+
+    let loaded = json_lines(&ok(&copy, &["load", dump_file.to_str().unwrap()]));
+    // This process has the codec registered (opening the handle did), so it reads both.
+    let (a, b) = (snapshot(&original), snapshot(&copy));
+    assert_eq!(a.len(), 5);
+    assert_eq!(loaded[0]["loaded"], json!(5));
+    assert_eq!(
+        loaded[0]["commits"],
+        json!(4),
+        "one commit per versionstamp"
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.key, y.key);
+        assert_eq!(x.payload, y.payload, "stored payload of {}", x.key);
+        assert!(x.value == y.value, "value of {}", x.key);
+        assert_eq!(x.expires_at.is_some(), y.expires_at.is_some());
+        for (j, z) in a.iter().enumerate() {
+            assert_eq!(
+                x.versionstamp.cmp(&z.versionstamp),
+                y.versionstamp.cmp(&b[j].versionstamp),
+                "order of {} and {}",
+                x.key,
+                z.key
+            );
+        }
+    }
+    let db = Kv::open(&copy).unwrap();
+    assert_eq!(
+        db.get::<Vec<i32>>(&key!["c", "plain"])
+            .unwrap()
+            .unwrap()
+            .value,
+        [1, 2, 3]
+    );
+    db.close().unwrap();
+}
+
+#[test]
+fn cli_dump_skips_and_reports_entries_it_cannot_read_and_dumps_the_rest() {
+    with_deep_stack(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.kv");
+        {
+            let db = Kv::open(&path).unwrap();
+            let json = Kv::builder().codec(Codec::Json).open(&path).unwrap();
+            let bson = Kv::builder().codec(Codec::Bson).open(&path).unwrap();
+            db.set(&key!["a"], &1).unwrap();
+            // The library reads JSON values nested at most 127 levels.
+            json.set(&key!["b", "json"], &nested_arrays(200)).unwrap();
+            db.set(&key!["c"], &2).unwrap();
+            // And MessagePack values nested at most 1,023 levels.
+            db.set(&key!["d", "msgpack"], &nested_arrays(1024)).unwrap();
+            // Readable, but deeper than load could write back.
+            bson.set(&key!["e", "bson"], &nested_arrays(1024)).unwrap();
+            db.set_bytes(&key!["f"], b"raw").unwrap();
+            assert!(db.get::<Value>(&key!["b", "json"]).is_err());
+            assert!(db.get::<Value>(&key!["d", "msgpack"]).is_err());
+            for handle in [json, bson, db] {
+                handle.close().unwrap();
+            }
+        }
+        let skipped = [r#"["b","json"]"#, r#"["d","msgpack"]"#, r#"["e","bson"]"#];
+        let out = run(&path, &["dump"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let lines = json_lines(&text(&out.stdout));
+        assert_eq!(keys_of(&lines), [json!(["a"]), json!(["c"]), json!(["f"])]);
+        let stderr = text(&out.stderr);
+        for key in skipped {
+            assert!(
+                stderr.contains(&format!("skipped {key}: ")),
+                "{key}: {stderr}"
+            );
+        }
+        assert!(stderr.contains("3 entries could not be dumped"), "{stderr}");
+
+        let file = dir.path().join("dump.jsonl");
+        let out = run(&path, &["dump", "--output", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(
+            json_lines(&text(&out.stdout)),
+            [json!({"dumped": 3, "skipped": 3})]
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 3);
+        // Under a prefix, the cursor after a skipped entry resumes correctly too.
+        let out = run(&path, &["dump", r#"["d"]"#]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert!(text(&out.stderr).contains(r#"skipped ["d","msgpack"]"#));
+    });
+}
+
+#[test]
+fn cli_load_writes_a_groups_raw_lines_only_after_its_atomic_operation_and_checks_them_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let vs = r#""versionstamp":"00000000000000070000""#;
+    let long_key = format!(r#"[{{"bytes":"{}"}}]"#, "QUFB".repeat(683));
+    let write = |name: &str, lines: &[String]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        file
+    };
+    // A group (one versionstamp, which dump never writes for raw lines) whose raw line comes
+    // first in the file and whose value line cannot be committed (a 2051-byte key).
+    let bad_value = write(
+        "bad_value.jsonl",
+        &[
+            format!(r#"{{"key":["raw"],"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":{long_key},"value":{{"int":"1"}},{vs}}}"#),
+        ],
+    );
+    let target = dir.path().join("a.kv");
+    let stderr = fails(&target, &["load", bad_value.to_str().unwrap()], 2);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert_eq!(
+        json_lines(&ok(&target, &["list"])).len(),
+        0,
+        "nothing of the group"
+    );
+
+    // A raw line set_bytes would refuse fails before its group's value line is committed,
+    // with exit status 2 (bad input).
+    let bad_raw = write(
+        "bad_raw.jsonl",
+        &[
+            format!(r#"{{"key":["value"],"value":{{"int":"1"}},{vs}}}"#),
+            format!(r#"{{"key":{long_key},"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":["exp"],"value":{{"raw":"AAE="}},{vs},"expire_in_ms":60000}}"#),
+        ],
+    );
+    let target = dir.path().join("b.kv");
+    let stderr = fails(&target, &["load", bad_raw.to_str().unwrap()], 2);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("2051"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&ok(&target, &["list"])).len(),
+        0,
+        "nothing of the group"
+    );
+    let out = run(
+        &target,
+        &["load", bad_raw.to_str().unwrap(), "--on-error", "continue"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("expiry"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json_lines(&text(&out.stdout))[0],
+        json!({"loaded": 1, "failed": 2, "commits": 1})
+    );
+
+    // Good raw lines of a group are written, after its atomic operation.
+    let good = write(
+        "good.jsonl",
+        &[
+            format!(r#"{{"key":["raw"],"value":{{"raw":"AAE="}},{vs}}}"#),
+            format!(r#"{{"key":["value"],"value":{{"int":"1"}},{vs}}}"#),
+        ],
+    );
+    let target = dir.path().join("c.kv");
+    let loaded = json_lines(&ok(&target, &["load", good.to_str().unwrap()]));
+    assert_eq!(loaded[0], json!({"loaded": 2, "failed": 0, "commits": 2}));
+    let db = Kv::open(&target).unwrap();
+    let raw = db.get_bytes(&key!["raw"]).unwrap().unwrap();
+    let value = db.get::<i64>(&key!["value"]).unwrap().unwrap();
+    assert_eq!(raw.value, [0, 1]);
+    assert!(value.versionstamp < raw.versionstamp);
+    db.close().unwrap();
+}

@@ -4,7 +4,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use valkeyrie::{Error, Key, Kv, KvU64, ListOptions, ManualClock, Result, Selector, key};
+use valkeyrie::{Clock, Error, Key, Kv, KvU64, ListOptions, ManualClock, Result, Selector, key};
 
 const T0: u64 = 1_700_000_000_000;
 const TEN_S: Duration = Duration::from_secs(10);
@@ -260,5 +260,50 @@ fn sweeper_deletes_expired_entries_in_a_file_database()
     assert_eq!(wait_for_entries(&db, 1)?, 1);
     assert_eq!(listed(&db, key!["f"])?, vec![(key!["f", 2], 2)]);
     close_within_deadline(&db)?;
+    Ok(())
+}
+
+/// A clock that counts how often it is read.
+#[derive(Debug, Clone)]
+struct CountingClock {
+    inner: ManualClock,
+    reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Clock for CountingClock {
+    fn now_millis(&self) -> u64 {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.now_millis()
+    }
+}
+
+#[test]
+fn a_zero_sweep_interval_is_raised_to_one_millisecond_instead_of_spinning() -> Result<()> {
+    let clock = CountingClock {
+        inner: ManualClock::new(T0),
+        reads: Default::default(),
+    };
+    let db = Kv::builder()
+        .clock(clock.clone())
+        .sweep_interval(Some(Duration::ZERO))
+        .open_in_memory()?;
+    // An entry in the expiry index that is not due: every sweeper tick reads the clock.
+    db.set_expiring(&key!["later"], &1i64, TEN_S)?;
+    let before = clock.reads.load(std::sync::atomic::Ordering::Relaxed);
+    let slept = Instant::now();
+    std::thread::sleep(Duration::from_millis(100));
+    let reads = clock.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let elapsed_ms = u64::try_from(slept.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // At most one tick per millisecond (plus slack); a spinning sweeper reads it tens of
+    // thousands of times.
+    assert!(
+        reads <= elapsed_ms + 20,
+        "{reads} clock reads in {elapsed_ms} ms"
+    );
+    // The sweeper still runs.
+    db.set_expiring(&key!["soon"], &2i64, TEN_S)?;
+    clock.inner.advance(TEN_S);
+    assert_eq!(wait_for_entries(&db, 0)?, 0);
     Ok(())
 }

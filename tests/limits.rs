@@ -2,7 +2,9 @@
 
 mod common;
 
-use valkeyrie::{AtomicOperation, Error, Key, KeyPart, Kv, Limits, Result, key};
+use valkeyrie::{
+    AtomicOperation, Error, Key, KeyPart, Kv, Limits, ListOptions, Result, Selector, key,
+};
 
 /// A key whose encoding is exactly `n` bytes (`n >= 3`), distinct per non-zero `tag`.
 fn key_of_len(n: usize, tag: u8) -> Key {
@@ -25,17 +27,53 @@ fn key_of_2048_bytes_is_written_and_read() -> Result<()> {
 }
 
 #[test]
-fn key_of_2049_bytes_fails_writes_but_is_readable() -> Result<()> {
+fn key_of_2049_bytes_fails_writes_and_every_point_read_like_deno_kv() -> Result<()> {
     let db = Kv::open_in_memory()?;
     let k = key_of_len(2049, b'k');
     assert_err!(db.set(&k, "v") => Error::KeyTooLarge { size: 2049, limit: 2048, .. });
     assert_err!(db.delete(&k) => Error::KeyTooLarge { size: 2049, limit: 2048, .. });
     let sum = db.atomic().sum(&k, 1).commit();
     assert_err!(sum => Error::KeyTooLarge { size: 2049, limit: 2048, .. });
-    assert!(db.get::<String>(&k)?.is_none());
-    let many = db.get_many::<String>(&[k, key!["other"]])?;
-    assert!(many.iter().all(Option::is_none));
+    // A point read looks up [key, key + 0x00): 2050 bytes, over the 2049-byte read limit.
+    let point_read = |r: Error| {
+        assert!(
+            matches!(
+                r,
+                Error::KeyTooLarge {
+                    size: 2049,
+                    limit: 2048,
+                    op: "point read"
+                }
+            ),
+            "{r:?}"
+        );
+    };
+    point_read(db.get::<String>(&k).unwrap_err());
+    point_read(db.get_bytes(&k).unwrap_err());
+    point_read(
+        db.get_many::<String>(&[key!["other"], k.clone()])
+            .unwrap_err(),
+    );
+    let msg = db.get::<String>(&k).unwrap_err().to_string();
+    assert!(msg.contains("2049") && msg.contains("2048"), "{msg}");
     assert_eq!(db.stats()?.entries, 0);
+    Ok(())
+}
+
+#[test]
+fn listing_bounds_may_be_2049_bytes_but_not_2050() -> Result<()> {
+    let db = Kv::open_in_memory()?;
+    db.set(&key_of_len(2048, b'k'), "v")?;
+    let count = |selector| -> Result<usize> {
+        Ok(db.list::<String>(selector, ListOptions::default())?.count())
+    };
+    // A range whose end key is 2049 bytes.
+    let range = Selector::range(key_of_len(2048, b'a'), key_of_len(2049, b'z'));
+    assert_eq!(count(range)?, 1);
+    // A prefix's bounds are its encoding plus 0x00 and plus 0xff: 2049 bytes here.
+    assert_eq!(count(Selector::prefix(key_of_len(2048, b'k')))?, 0);
+    let too_long = count(Selector::prefix(key_of_len(2049, b'k')));
+    assert_err!(too_long => Error::KeyTooLarge { size: 2050, limit: 2049, op: "read" });
     Ok(())
 }
 
@@ -43,9 +81,9 @@ fn key_of_2049_bytes_fails_writes_but_is_readable() -> Result<()> {
 fn key_of_2050_bytes_fails_reads() -> Result<()> {
     let db = Kv::open_in_memory()?;
     let k = key_of_len(2050, b'k');
-    assert_err!(db.get::<String>(&k) => Error::KeyTooLarge { size: 2050, limit: 2049, .. });
+    assert_err!(db.get::<String>(&k) => Error::KeyTooLarge { size: 2050, limit: 2048, .. });
     let many = db.get_many::<String>(&[key!["ok"], k]);
-    assert_err!(many => Error::KeyTooLarge { size: 2050, limit: 2049, .. });
+    assert_err!(many => Error::KeyTooLarge { size: 2050, limit: 2048, .. });
     Ok(())
 }
 
@@ -177,9 +215,10 @@ fn configured_limits_take_effect() -> Result<()> {
     db.set(&key_of_len(10, b'a'), &1)?;
     let result = db.set(&key_of_len(11, b'a'), &1);
     assert_err!(result => Error::KeyTooLarge { size: 11, limit: 10, .. });
-    assert!(db.get::<i32>(&key_of_len(12, b'a'))?.is_none());
-    let result = db.get::<i32>(&key_of_len(13, b'a'));
-    assert_err!(result => Error::KeyTooLarge { size: 13, limit: 12, .. });
+    // A point read appends one byte to the key: 11 + 1 fits the read limit of 12.
+    assert!(db.get::<i32>(&key_of_len(11, b'a'))?.is_none());
+    let result = db.get::<i32>(&key_of_len(12, b'a'));
+    assert_err!(result => Error::KeyTooLarge { size: 12, limit: 11, .. });
 
     let result = db.get_many::<i32>(&[key!["a"], key!["b"], key!["c"]]);
     assert_err!(result => Error::TooManyKeys { count: 3, limit: 2 });

@@ -277,3 +277,38 @@ fn undecodable_value_yields_an_err_item() -> Result<()> {
     assert!(matches!(second, Some(Err(Error::Decode(_)))), "{second:?}");
     Ok(())
 }
+
+#[test]
+fn a_listing_resumes_from_its_cursor_past_an_entry_that_does_not_decode() -> Result<()> {
+    let db = Kv::open_in_memory()?;
+    db.set(&key!["v", 1], &10i64)?;
+    db.set_expiring(
+        &key!["v", 2],
+        "not a number",
+        std::time::Duration::from_secs(60),
+    )?;
+    db.set(&key!["v", 3], "nor this")?;
+    db.set(&key!["v", 4], &40i64)?;
+    let list = |cursor: Option<String>| {
+        let options = ListOptions::default();
+        let options = match cursor {
+            Some(c) => options.cursor(c),
+            None => options,
+        };
+        db.list::<i64>(Selector::prefix(key!["v"]), options)
+    };
+    let mut it = list(None)?;
+    assert_eq!(it.next().transpose()?.map(|e| e.value), Some(10));
+    assert!(matches!(it.next(), Some(Err(Error::Decode(_)))));
+    assert!(it.next().is_none(), "fused after the error");
+    // The cursor is past the entry that failed, whose expiry it reports.
+    assert!(it.last_expires_at().is_some());
+    let mut it = list(it.cursor())?;
+    assert!(matches!(it.next(), Some(Err(Error::Decode(_)))));
+    assert!(it.last_expires_at().is_none());
+    let rest: Vec<i64> = list(it.cursor())?
+        .map(|e| e.map(|e| e.value))
+        .collect::<Result<_>>()?;
+    assert_eq!(rest, [40]);
+    Ok(())
+}

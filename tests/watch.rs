@@ -5,12 +5,62 @@ use std::env;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use valkeyrie::{Error, Kv, KvU64, ManualClock, key};
+use valkeyrie::{Error, Key, KeyPart, Kv, KvU64, Limits, ManualClock, key};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WAIT: Duration = Duration::from_secs(10);
 const QUIET: Duration = Duration::from_millis(150);
+
+#[test]
+fn watch_accepts_10_keys_and_refuses_11_like_deno_kv() -> TestResult {
+    let db = Kv::open_in_memory()?;
+    let keys: Vec<Key> = (0..11).map(|i| key!["w", i]).collect();
+    let mut w = db.watch::<i32>(&keys[..10])?;
+    assert_eq!(w.next().ok_or("first item")??.len(), 10);
+    match db.watch::<i32>(&keys) {
+        Err(Error::TooManyKeys {
+            count: 11,
+            limit: 10,
+        }) => {}
+        other => panic!("expected TooManyKeys, got {:?}", other.map(|_| ())),
+    }
+    let err = db.watch::<i32>(&keys).err().ok_or("no error")?;
+    assert!(
+        err.to_string().contains("11") && err.to_string().contains("10"),
+        "{err}"
+    );
+    let two = Kv::builder()
+        .limits(Limits {
+            max_watched_keys: 2,
+            ..Limits::default()
+        })
+        .open_in_memory()?;
+    two.watch::<i32>(&keys[..2])?;
+    assert!(matches!(
+        two.watch::<i32>(&keys[..3]),
+        Err(Error::TooManyKeys { count: 3, limit: 2 })
+    ));
+    Ok(())
+}
+
+#[test]
+fn watch_keys_are_limited_to_the_write_key_size() -> TestResult {
+    let db = Kv::open_in_memory()?;
+    // A byte part of n - 2 bytes encodes to n bytes (tag and terminator).
+    let of_len = |n: usize| Key::new(vec![KeyPart::Bytes(vec![b'a'; n - 2])]);
+    assert_eq!(of_len(2048).encoded_len(), 2048);
+    db.watch::<i32>(&[of_len(2048)])?;
+    match db.watch::<i32>(&[key!["ok"], of_len(2049)]) {
+        Err(Error::KeyTooLarge {
+            size: 2049,
+            limit: 2048,
+            op: "watch",
+        }) => {}
+        other => panic!("expected KeyTooLarge, got {:?}", other.map(|_| ())),
+    }
+    Ok(())
+}
 
 #[test]
 fn first_item_is_the_current_state_of_every_key_in_order() -> TestResult {

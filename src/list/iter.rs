@@ -114,6 +114,10 @@ impl<V: DeserializeOwned> ListIter<V> {
     /// [`ListOptions::cursor`](crate::ListOptions::cursor) with the same selector to resume.
     /// `None` before the first entry; kept after the iterator ends.
     ///
+    /// When the iterator ends with an [`Error::Decode`](crate::Error::Decode) (an entry's
+    /// value is not a `V`, or its encoding cannot be read), the cursor points after that
+    /// entry, so a listing resumed from it skips the entry.
+    ///
     /// # Examples
     ///
     /// See [`ListIter`].
@@ -125,7 +129,8 @@ impl<V: DeserializeOwned> ListIter<V> {
     }
 
     /// When the entry last yielded expires (`None`: it never expires, or nothing was yielded
-    /// yet). Read in the same snapshot as the entry; used by dumps that keep expiry.
+    /// yet); after an [`Error::Decode`](crate::Error::Decode), when the entry that failed
+    /// expires. Read in the same snapshot as the entry; used by dumps that keep expiry.
     ///
     /// # Examples
     ///
@@ -198,20 +203,23 @@ impl<V: DeserializeOwned> ListIter<V> {
         };
         self.next += 1;
         let (key, envelope) = (&self.arena[start..key_end], &self.arena[key_end..end]);
-        let env = Envelope::parse(envelope)?;
         let decoded = match &self.prefix {
             Some((prefix, bytes)) => prefix.decode_extending(bytes, key)?,
             None => Key::decode(key)?,
         };
-        let entry = Entry::from_envelope(decoded, &env)?;
-        self.last_expires_at_ms = env.expires_at_ms;
+        // The entry's position counts as read before its value is decoded: a value that
+        // cannot be decoded ends the listing with the error, and the cursor then resumes
+        // after it.
         let last = self.last_key.get_or_insert_default();
         last.clear();
         last.extend_from_slice(key);
+        self.last_expires_at_ms = 0;
         if let Some(r) = &mut self.remaining {
             *r -= 1;
         }
-        Ok(Some(entry))
+        let env = Envelope::parse(envelope)?;
+        self.last_expires_at_ms = env.expires_at_ms;
+        Entry::from_envelope(decoded, &env).map(Some)
     }
 }
 

@@ -212,12 +212,35 @@ thread_local! {
     static WIDE_INTS: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Sets a thread-local flag for as long as it lives, and restores the flag's previous value
+/// when dropped, also when the code it guards panics (user `Serialize` and `Deserialize`
+/// impls run under these flags, and an application may catch their panics).
+struct FlagGuard {
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    before: bool,
+}
+
+impl FlagGuard {
+    fn set(flag: &'static std::thread::LocalKey<Cell<bool>>) -> FlagGuard {
+        FlagGuard {
+            flag,
+            before: flag.with(|f| f.replace(true)),
+        }
+    }
+}
+
+impl Drop for FlagGuard {
+    fn drop(&mut self) {
+        // `try_with`: a guard dropped while the thread's locals are torn down has nothing
+        // left to restore.
+        let _ = self.flag.try_with(|f| f.set(self.before));
+    }
+}
+
 /// Runs `f` with `Value::Int` allowed to serialize integers beyond 64 bits.
 pub(crate) fn with_wide_ints<R>(f: impl FnOnce() -> R) -> R {
-    let before = WIDE_INTS.with(|w| w.replace(true));
-    let out = f();
-    WIDE_INTS.with(|w| w.set(before));
-    out
+    let _wide = FlagGuard::set(&WIDE_INTS);
+    f()
 }
 
 /// Whether `Value::Int` may serialize an integer beyond 64 bits now.
@@ -254,11 +277,12 @@ pub(crate) fn decode_payload<V: DeserializeOwned>(env: &Envelope<'_>) -> Result<
             let n = env
                 .as_u64()
                 .ok_or_else(|| fail(&"payload is not 8 bytes"))?;
-            TOP_LEVEL_KVU64.with(|f| f.set(true));
             let de: serde::de::value::U64Deserializer<serde::de::value::Error> =
                 n.into_deserializer();
-            let out = V::deserialize(de);
-            TOP_LEVEL_KVU64.with(|f| f.set(false));
+            let out = {
+                let _top_level = FlagGuard::set(&TOP_LEVEL_KVU64);
+                V::deserialize(de)
+            };
             out.map_err(|e| fail(&e))
         }
         Encoding::Bytes => {
@@ -344,6 +368,52 @@ mod tests {
     fn json_is_always_readable() {
         let v: Vec<i32> = decode_payload(&envelope(Encoding::Json, b"[1,2]")).unwrap();
         assert_eq!(v, [1, 2]);
+    }
+
+    /// Panics when serialized or deserialized, like a buggy user type.
+    #[derive(Debug)]
+    struct Panicky;
+
+    impl Serialize for Panicky {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+            panic!("user Serialize panicked");
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Panicky {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
+            panic!("user Deserialize panicked");
+        }
+    }
+
+    #[test]
+    fn a_panicking_serialize_does_not_leave_wide_ints_allowed() {
+        let caught = std::panic::catch_unwind(|| to_value(&Panicky));
+        assert!(caught.is_err());
+        #[cfg(feature = "cbor")]
+        {
+            let caught = std::panic::catch_unwind(|| encode_value(Codec::Cbor, &Panicky));
+            assert!(caught.is_err());
+        }
+        assert!(!wide_ints_allowed());
+        // MessagePack would store a wide integer as 16 raw bytes that read back as Bytes.
+        let err = encode_value(Codec::MessagePack, &Value::Int(i128::MAX)).unwrap_err();
+        assert!(
+            matches!(&err, Error::Encode(m) if m.contains("64 bits")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_panicking_deserialize_of_a_counter_does_not_leave_the_kv_u64_flag_set() {
+        let counter = 7u64.to_le_bytes();
+        let caught = std::panic::catch_unwind(|| {
+            decode_payload::<Panicky>(&envelope(Encoding::U64, &counter))
+        });
+        assert!(caught.is_err());
+        // A plain MessagePack integer read next on this thread is an Int, not a KvU64.
+        let v: Value = decode_payload(&envelope(Encoding::MessagePack, &[0x07])).unwrap();
+        assert_eq!(v, Value::Int(7));
     }
 
     #[test]

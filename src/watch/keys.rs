@@ -157,13 +157,23 @@ impl Kv {
     ///
     /// # Errors
     ///
-    /// [`Error::EmptyKey`](crate::Error::EmptyKey),
-    /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge),
+    /// [`Error::TooManyKeys`](crate::Error::TooManyKeys) for more than
+    /// [`Limits::max_watched_keys`](crate::Limits::max_watched_keys) keys (default 10, as in
+    /// Deno KV), [`Error::EmptyKey`](crate::Error::EmptyKey),
+    /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge) for a key over the write limit (2048
+    /// encoded bytes by default: a watched key must be one that can be written),
     /// [`Error::Closed`](crate::Error::Closed), or an I/O error starting the poller thread.
     pub fn watch<V: DeserializeOwned>(&self, keys: &[Key]) -> Result<Watch<V>> {
+        let limit = self.limits().max_watched_keys;
+        if keys.len() > limit {
+            return Err(crate::Error::TooManyKeys {
+                count: keys.len(),
+                limit,
+            });
+        }
         let encoded = keys
             .iter()
-            .map(|k| self.limits().encode_read_key(k))
+            .map(|k| self.limits().encode_watch_key(k))
             .collect::<Result<Vec<_>>>()?;
         let interest = Interest::Keys(encoded.clone());
         let source = KeySnapshots {

@@ -8,7 +8,7 @@ mod prefix;
 
 pub use keys::Watch;
 pub(crate) use notifier::{Interest, Notifier, SubState, Wake};
-pub(crate) use poller::{DEFAULT_POLL_INTERVAL, spawn_poller};
+pub(crate) use poller::{DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL, spawn_poller};
 pub use prefix::PrefixWatch;
 
 use std::sync::Arc;

@@ -243,24 +243,83 @@ impl Notifier {
 
     /// Marks the subscriptions whose timers are due at `now_ms`.
     pub(crate) fn fire_timers(&self, now_ms: u64) {
-        let due: Vec<(u64, u64)> = {
-            let r = self.registry.read();
-            match r.timers.first() {
-                Some(&(at, _)) if at <= now_ms => r
-                    .timers
-                    .range(..(now_ms.saturating_add(1), 0))
-                    .copied()
-                    .collect(),
-                _ => return,
-            }
-        };
+        let due = self.due_timers(now_ms);
+        self.fire(&due);
+    }
+
+    /// The `(instant, id)` timers due at `now_ms`, read under the shared lock.
+    fn due_timers(&self, now_ms: u64) -> Vec<(u64, u64)> {
+        let r = self.registry.read();
+        match r.timers.first() {
+            Some(&(at, _)) if at <= now_ms => r
+                .timers
+                .range(..(now_ms.saturating_add(1), 0))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes the `due` timers and marks their subscriptions. The registry was unlocked
+    /// since `due` was read, so a subscription may have moved its timer in between
+    /// (`set_timer`): its new instant in `timer_of` is kept, or its new entry in `timers`
+    /// could never be removed again.
+    fn fire(&self, due: &[(u64, u64)]) {
+        if due.is_empty() {
+            return;
+        }
         let mut r = self.registry.write();
-        for (at, id) in due {
+        for &(at, id) in due {
             r.timers.remove(&(at, id));
-            r.timer_of.remove(&id);
+            if r.timer_of.get(&id) == Some(&at) {
+                r.timer_of.remove(&id);
+            }
             if let Some(s) = r.subs.get(&id) {
                 s.mark(false);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_moved_while_firing_stays_registered_and_removable() {
+        let n = Notifier::default();
+        let (id, state) = n.subscribe(&Interest::Keys(vec![b"k".to_vec()]));
+        n.set_timer(id, Some(10));
+        let due = n.due_timers(10);
+        assert_eq!(due, [(10, id)]);
+        // The consumer re-reads and moves its timer between the two locks of `fire_timers`.
+        n.set_timer(id, Some(1_000));
+        n.fire(&due);
+        assert_eq!(state.wait(Some(Duration::ZERO)), Wake::Dirty);
+        {
+            let r = n.registry.read();
+            assert_eq!(r.timer_of.get(&id), Some(&1_000));
+            assert!(r.timers.contains(&(1_000, id)));
+        }
+        // The moved timer can still be cleared and unsubscribed: nothing is left behind.
+        n.set_timer(id, None);
+        n.set_timer(id, Some(2_000));
+        n.unsubscribe(id);
+        let r = n.registry.read();
+        assert!(r.timers.is_empty(), "{:?}", r.timers);
+        assert!(r.timer_of.is_empty());
+    }
+
+    #[test]
+    fn a_due_timer_is_removed_and_marks_its_subscription_once() {
+        let n = Notifier::default();
+        let (id, state) = n.subscribe(&Interest::Prefix(b"p".to_vec()));
+        n.set_timer(id, Some(5));
+        n.fire_timers(4);
+        assert_eq!(state.wait(Some(Duration::ZERO)), Wake::TimedOut);
+        n.fire_timers(5);
+        assert_eq!(state.wait(Some(Duration::ZERO)), Wake::Dirty);
+        let r = n.registry.read();
+        assert!(r.timers.is_empty() && r.timer_of.is_empty());
     }
 }

@@ -12,6 +12,9 @@ use crate::{Clock, Result};
 
 /// Default pause between polls.
 pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Shortest pause between polls: `KvBuilder::watch_poll_interval` raises shorter ones (zero
+/// included) to it, so the poller never spins.
+pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_micros(100);
 
 /// Starts the poller. `detect_foreign`: also poll the commit sequence (shared files only).
 pub(crate) fn spawn_poller(

@@ -10,6 +10,8 @@ pub enum Outcome {
     Success,
     /// 1: `get` found no entry, or `check` found damage.
     NotFound,
+    /// 1: `dump` skipped entries it could not dump (each reported on stderr).
+    Incomplete,
     /// 2: bad input (already reported on stderr).
     BadInput,
     /// 3: the database or the file system failed.
@@ -21,7 +23,7 @@ impl Outcome {
     pub fn code(self) -> u8 {
         match self {
             Outcome::Success => 0,
-            Outcome::NotFound => 1,
+            Outcome::NotFound | Outcome::Incomplete => 1,
             Outcome::BadInput => 2,
             Outcome::StorageError => 3,
         }

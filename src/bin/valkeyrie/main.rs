@@ -4,8 +4,9 @@
 //! arrays (`'["users", 42]'`), values are JSON; every command prints JSON (one line per
 //! item) unless `--pretty` is given. It works on a database that other processes have open.
 //!
-//! Exit status: 0 success, 1 not found (`get`) or damage found (`check`), 2 bad input (the
-//! message says which argument or line and why), 3 storage or I/O error.
+//! Exit status: 0 success, 1 not found (`get`), damage found (`check`) or entries skipped
+//! (`dump`), 2 bad input (the message says which argument or line and why), 3 storage or
+//! I/O error.
 //!
 //! Layout: this file parses the command line and maps errors to exit statuses; each command
 //! is a module under `cmd/`; `json/` holds the key and value syntaxes and the dump format.
@@ -14,6 +15,7 @@ mod cmd;
 mod exit;
 mod json;
 mod output;
+mod passthrough;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +26,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Keys are JSON arrays of parts: '["users", 42]' (strings, integers, floats with a
 /// decimal point, booleans, {"bytes": "<base64>"}). Values are JSON. Output is JSON Lines
-/// unless --pretty is given. Exit status: 0 success, 1 not found or check failed, 2 bad
-/// input, 3 storage error.
+/// unless --pretty is given. Exit status: 0 success, 1 not found, check failed or dump
+/// skipped entries, 2 bad input, 3 storage error.
 #[derive(Debug, Parser)]
 #[command(name = "valkeyrie", version)]
 struct Cli {
@@ -74,8 +76,34 @@ enum Command {
     Check,
 }
 
+/// Stack size of the thread the command runs on. Values nested up to 1,023 levels (the
+/// most MessagePack reads back) are decoded, printed, parsed and encoded recursively, which
+/// can take more than the main thread's stack (1 MiB on some platforms). The size is only
+/// reserved; pages are used as deep values need them.
+const STACK_SIZE_BYTES: usize = 64 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let worker = std::thread::Builder::new()
+        .name("valkeyrie".to_owned())
+        .stack_size(STACK_SIZE_BYTES)
+        .spawn(move || run(cli));
+    let outcome = match worker {
+        Ok(worker) => worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(e) => {
+            output::note(&format!(
+                "valkeyrie: cannot start the command's thread: {e}"
+            ));
+            exit::Outcome::StorageError
+        }
+    };
+    ExitCode::from(outcome.code())
+}
+
+/// Runs the command and maps its result to an exit status.
+fn run(cli: Cli) -> exit::Outcome {
     let ctx = cmd::Ctx {
         db: cli.db,
         pretty: cli.pretty,
@@ -96,8 +124,7 @@ fn main() -> ExitCode {
         Command::Cleanup => cmd::maintenance::cleanup(&ctx),
         Command::Check => cmd::maintenance::check(&ctx),
     };
-    let outcome = result.unwrap_or_else(|err| exit::report(&err));
-    ExitCode::from(outcome.code())
+    result.unwrap_or_else(|err| exit::report(&err))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! were written by one atomic operation. `load` keeps that order: it commits the lines in
 //! the order of their `versionstamp` field, one atomic operation per distinct versionstamp.
 //! The loaded entries get new versionstamps, but `a < b`, `a == b` and `a > b` between any
-//! two of them hold as in the dump. Lines without a versionstamp come last, in file order,
+//! two of them hold as in the dump (for any dump `dump` wrote; see raw lines below). Lines without a versionstamp come last, in file order,
 //! in atomic operations of up to the mutation limit (1,000 by default).
 //!
 //! So the file is read twice: a first pass checks every line and notes where it is and its
@@ -13,6 +13,23 @@
 //! second reads the lines again in versionstamp order and commits them. Under
 //! `--on-error stop` (the default) a bad line found in the first pass stops the load before
 //! anything is written.
+//!
+//! Values are written with MessagePack, whatever codec wrote the dumped database, except
+//! that a versionstamp group holding an integer beyond 64 bits (which MessagePack cannot
+//! store; only a CBOR database holds one) is written with CBOR, through a second handle, so
+//! that it stays one atomic operation and every value reads back exactly. A custom codec's
+//! value (`custom` in the dump) is stored again as the same bytes under the same codec id,
+//! through a handle whose codec passes bytes through (`crate::passthrough`), with its expiry;
+//! the counters of its group join it.
+//!
+//! Raw lines (`set_bytes` data) are written with `set_bytes`, one commit each, after the
+//! atomic operation of their group: no atomic operation of the public API writes raw bytes,
+//! and the tool uses only the public API. A dump never puts a raw line in a group with
+//! another line (each `set_bytes` is a commit of its own, with its own versionstamp). For
+//! other input, a raw line does not share its group's new versionstamp. Under `stop`, a raw
+//! line that `set_bytes` would refuse fails before anything of its group is written, and a
+//! group's raw lines are written only once its atomic operation committed; a storage error
+//! between those commits can still leave part of the group written.
 //!
 //! Why not `Kv::import`: it builds each key as a prefix plus one part from the item, while a
 //! dump holds full keys of any length under many prefixes, and it stores every item through
@@ -28,13 +45,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use valkeyrie::{CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
+use valkeyrie::{Codec, CommitOutcome, Key, Kv, Limits, Value, Versionstamp};
 
 use super::{Access, Ctx, close, key_arg};
 use crate::exit::{Outcome, bad_input, classify_library};
 use crate::json::Json;
-use crate::json::tagged::{Record, Stored};
+use crate::json::tagged::{MAX_LINE_DEPTH, MAX_VALUE_DEPTH, Record, Stored, value_depth};
 use crate::output::{Out, note};
+use crate::passthrough;
 
 /// Arguments of `load`.
 #[derive(Debug, clap::Args)]
@@ -122,13 +140,148 @@ impl Source {
 struct Item {
     line: usize,
     key: Key,
+    /// The value; for a custom codec's value, its stored bytes.
     value: Value,
     expire_in: Option<Duration>,
+    /// The custom codec id the value's bytes are stored under.
+    custom: Option<u8>,
+}
+
+/// A raw line (`set_bytes` data) ready to write.
+struct RawItem {
+    line: usize,
+    key: Key,
+    bytes: Vec<u8>,
+}
+
+/// The codec a group of values is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writer {
+    /// MessagePack, the tool's codec: every value but those below.
+    MessagePack,
+    /// CBOR, for a group holding an integer beyond 64 bits, which MessagePack cannot store
+    /// (such values come from a CBOR database, and go back to CBOR).
+    Cbor,
+    /// The passthrough codec of a custom codec id: stores a custom codec's bytes as dumped.
+    Custom(u8),
+}
+
+/// Deepest nesting of arrays and maps the library reads back from CBOR (`ciborium`'s
+/// recursion limit).
+const MAX_CBOR_DEPTH: usize = 256;
+
+impl Writer {
+    /// The codec of the handle that writes for it.
+    fn codec(self) -> Result<Codec> {
+        Ok(match self {
+            Writer::MessagePack => Codec::MessagePack,
+            Writer::Cbor => Codec::Cbor,
+            Writer::Custom(id) => Codec::Custom(
+                passthrough::codec(id).with_context(|| format!("{id} is no custom codec id"))?,
+            ),
+        })
+    }
+
+    /// Deepest nesting of arrays and maps the library reads back from this encoding.
+    fn max_depth(self) -> usize {
+        match self {
+            Writer::MessagePack => MAX_VALUE_DEPTH,
+            Writer::Cbor => MAX_CBOR_DEPTH,
+            // Bytes, stored as they are.
+            Writer::Custom(_) => usize::MAX,
+        }
+    }
+
+    /// The writer for a group of values: CBOR if any holds an integer beyond 64 bits, so
+    /// that the group stays one atomic operation.
+    fn for_values<'v>(mut values: impl Iterator<Item = &'v Value>) -> Writer {
+        if values.any(has_wide_int) {
+            Writer::Cbor
+        } else {
+            Writer::MessagePack
+        }
+    }
+}
+
+/// The atomic operations that write a versionstamp group: one per codec it needs. A group
+/// `dump` wrote needs one (one atomic operation writes with one codec, and its counters are
+/// native whatever the codec, so they join the rest of their group).
+fn plan(items: Vec<Item>) -> Vec<(Writer, Vec<Item>)> {
+    let values = Writer::for_values(
+        items
+            .iter()
+            .filter(|i| i.custom.is_none())
+            .map(|i| &i.value),
+    );
+    let needs = |item: &Item| match (item.custom, &item.value) {
+        (Some(id), _) => Some(Writer::Custom(id)),
+        (None, Value::KvU64(_)) => None,
+        (None, _) => Some(values),
+    };
+    let counters = items.iter().find_map(needs).unwrap_or(values);
+    let mut plan: Vec<(Writer, Vec<Item>)> = Vec::new();
+    for item in items {
+        let writer = needs(&item).unwrap_or(counters);
+        match plan.iter_mut().find(|(w, _)| *w == writer) {
+            Some((_, group)) => group.push(item),
+            None => plan.push((writer, vec![item])),
+        }
+    }
+    plan
+}
+
+/// Whether `value` holds an integer outside the `i64` and `u64` ranges.
+fn has_wide_int(value: &Value) -> bool {
+    match value {
+        Value::Int(i) => i64::try_from(*i).is_err() && u64::try_from(*i).is_err(),
+        Value::Array(items) => items.iter().any(has_wide_int),
+        Value::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| has_wide_int(k) || has_wide_int(v)),
+        _ => false,
+    }
+}
+
+/// The open handles of the target database: the tool's (MessagePack), and one per other
+/// codec a group needs, opened when first needed.
+struct Handles<'a> {
+    ctx: &'a Ctx,
+    main: Kv,
+    others: Vec<(Writer, Kv)>,
+}
+
+impl Handles<'_> {
+    fn get(&mut self, writer: Writer) -> Result<&Kv> {
+        if writer == Writer::MessagePack {
+            return Ok(&self.main);
+        }
+        if !self.others.iter().any(|(w, _)| *w == writer) {
+            let db = self.ctx.open_with_codec(Access::Create, writer.codec()?)?;
+            self.others.push((writer, db));
+        }
+        self.others
+            .iter()
+            .find(|(w, _)| *w == writer)
+            .map(|(_, db)| db)
+            .context("a handle that was just opened is missing")
+    }
+
+    /// Closes every handle, reporting the first failure.
+    fn close(&self) -> Result<()> {
+        let mut result = Ok(());
+        for db in self.others.iter().map(|(_, db)| db).chain([&self.main]) {
+            let closed = close(db);
+            if result.is_ok() {
+                result = closed;
+            }
+        }
+        result
+    }
 }
 
 /// The state of a load.
 struct Loader<'a> {
-    db: &'a Kv,
+    handles: Handles<'a>,
     limits: Limits,
     file: String,
     on_error: OnError,
@@ -164,9 +317,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     } else {
         ProgressBar::hidden()
     };
+    let limits = *db.limits();
     let mut loader = Loader {
-        db: &db,
-        limits: *db.limits(),
+        handles: Handles {
+            ctx,
+            main: db,
+            others: Vec::new(),
+        },
+        limits,
         file: file.clone(),
         on_error: args.on_error,
         progress,
@@ -178,12 +336,12 @@ pub fn run(ctx: &Ctx, args: &Args) -> Result<Outcome> {
     loader.progress.finish_and_clear();
     let (loaded, failed, commits) = (loader.loaded, loader.failed, loader.commits);
     if let Err(e) = result {
-        let _ = close(&db);
+        let _ = loader.handles.close();
         return Err(e.context(format!(
             "loading stopped after {loaded} entries in {commits} commits"
         )));
     }
-    close(&db)?;
+    loader.handles.close()?;
     let mut out = Out::new(ctx.pretty);
     if ctx.pretty {
         out.line(&format!(
@@ -261,8 +419,25 @@ fn trim_line(buf: &[u8]) -> &[u8] {
 }
 
 fn parse_line(text: &str) -> Result<Record> {
-    let json = crate::json::parse(text).context("not valid JSON")?;
-    Record::from_json(&json)
+    let json = crate::json::parse_nested(text, MAX_LINE_DEPTH).context("not valid JSON")?;
+    let record = Record::from_json(&json)?;
+    if let Stored::Value(value) = &record.value {
+        check_depth(value)?;
+    }
+    Ok(record)
+}
+
+/// Refuses a value the database could not read back: MessagePack, which `load` writes,
+/// reads values nested at most [`MAX_VALUE_DEPTH`] levels (`dump` writes none deeper).
+fn check_depth(value: &Value) -> Result<()> {
+    let depth = value_depth(value);
+    if depth > MAX_VALUE_DEPTH {
+        bail!(
+            "the value nests arrays and maps {depth} levels deep; MessagePack, which load \
+             writes, reads back at most {MAX_VALUE_DEPTH}"
+        );
+    }
+    Ok(())
 }
 
 impl Loader<'_> {
@@ -270,6 +445,7 @@ impl Loader<'_> {
     fn load(&mut self, source: &mut Source, lines: &[Line], prefix: &Key) -> Result<()> {
         for group in lines.chunk_by(|a, b| a.versionstamp == b.versionstamp) {
             let mut items = Vec::with_capacity(group.len());
+            let mut raws = Vec::new();
             for line in group {
                 let record = source.line(line).and_then(|text| parse_line(&text));
                 let record = match record {
@@ -292,31 +468,91 @@ impl Loader<'_> {
                         key,
                         value,
                         expire_in,
+                        custom: None,
                     }),
-                    Stored::Raw(bytes) => self.set_raw(line.number, &key, &bytes, expire_in)?,
+                    Stored::Custom { id, payload } => items.push(Item {
+                        line: line.number,
+                        key,
+                        value: Value::Bytes(payload),
+                        expire_in,
+                        custom: Some(id),
+                    }),
+                    Stored::Raw(bytes) => match self.check_raw(&key, &bytes, expire_in) {
+                        Ok(()) => raws.push(RawItem {
+                            line: line.number,
+                            key,
+                            bytes,
+                        }),
+                        Err(e) => self.fail(line.number, e)?,
+                    },
                 }
             }
-            self.commit_group(&items)?;
+            for (writer, items) in plan(items) {
+                let items = self.within_depth(items, writer)?;
+                self.commit_group(writer, &items)?;
+            }
+            for raw in &raws {
+                self.set_raw(raw)?;
+            }
         }
         Ok(())
     }
 
-    /// Raw bytes go through `set_bytes`: an atomic operation cannot write them.
-    fn set_raw(
-        &mut self,
-        line: usize,
-        key: &Key,
-        bytes: &[u8],
-        expire_in: Option<Duration>,
-    ) -> Result<()> {
-        if expire_in.is_some() {
-            let e = anyhow::anyhow!(
-                "raw bytes with an expiry cannot be written back (valkeyrie has no expiring \
-                 set_bytes)"
-            );
-            return self.fail(line, e);
+    /// The `items` the library can read back when `writer` stores them; the others fail.
+    fn within_depth(&mut self, items: Vec<Item>, writer: Writer) -> Result<Vec<Item>> {
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            let depth = value_depth(&item.value);
+            if depth > writer.max_depth() {
+                let e = bad_input(format!(
+                    "its group holds an integer beyond 64 bits, so it is written with {}, which \
+                     reads back arrays and maps nested at most {} levels; the value nests {depth}",
+                    writer.codec()?.name(),
+                    writer.max_depth()
+                ));
+                self.fail(item.line, e)?;
+            } else {
+                kept.push(item);
+            }
         }
-        match self.db.set_bytes(key, bytes) {
+        Ok(kept)
+    }
+
+    /// Refuses, before anything of its group is committed, a raw line `set_bytes` would
+    /// refuse for its input, so that under `stop` a bad raw line leaves its group unwritten.
+    fn check_raw(&self, key: &Key, bytes: &[u8], expire_in: Option<Duration>) -> Result<()> {
+        if expire_in.is_some() {
+            return Err(bad_input(
+                "raw bytes with an expiry cannot be written back (valkeyrie has no expiring \
+                 set_bytes)",
+            ));
+        }
+        if key.is_empty() {
+            return Err(bad_input("the key is empty"));
+        }
+        let (size, limits) = (key.encoded_len(), &self.limits);
+        if size > limits.max_write_key_size_bytes {
+            return Err(bad_input(format!(
+                "the key is {size} bytes encoded; the limit for a write is {} bytes",
+                limits.max_write_key_size_bytes
+            )));
+        }
+        let total = size.saturating_add(bytes.len());
+        if total > limits.max_total_mutation_size_bytes {
+            return Err(bad_input(format!(
+                "the key and raw bytes total {total} bytes; the limit is {} bytes",
+                limits.max_total_mutation_size_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Raw bytes go through `set_bytes`, in a commit of their own: no atomic operation of
+    /// the public API writes raw bytes, so they cannot join their group's.
+    fn set_raw(&mut self, raw: &RawItem) -> Result<()> {
+        let RawItem { line, key, bytes } = raw;
+        let line = *line;
+        match self.handles.main.set_bytes(key, bytes) {
             Ok(_) => {
                 self.loaded += 1;
                 self.commits += 1;
@@ -333,7 +569,7 @@ impl Loader<'_> {
     /// Commits the items of one versionstamp group: one atomic operation when they fit the
     /// atomic limits, else consecutive ones (only possible for input `dump` did not write,
     /// or when `--prefix` makes the keys longer).
-    fn commit_group(&mut self, items: &[Item]) -> Result<()> {
+    fn commit_group(&mut self, writer: Writer, items: &[Item]) -> Result<()> {
         let mut start = 0;
         while start < items.len() {
             let mut end = start;
@@ -351,7 +587,7 @@ impl Loader<'_> {
                 total_bytes += k + v;
                 end += 1;
             }
-            self.commit(items.get(start..end).unwrap_or_default())?;
+            self.commit(writer, items.get(start..end).unwrap_or_default())?;
             start = end;
         }
         Ok(())
@@ -360,11 +596,11 @@ impl Loader<'_> {
     /// Commits `items` as one atomic operation. If the operation is refused because of its
     /// input (one bad item, or the size estimate was short), it is split in halves until
     /// the bad items are alone, and those fail.
-    fn commit(&mut self, items: &[Item]) -> Result<()> {
+    fn commit(&mut self, writer: Writer, items: &[Item]) -> Result<()> {
         let Some(first) = items.first() else {
             return Ok(());
         };
-        let mut atomic = self.db.atomic();
+        let mut atomic = self.handles.get(writer)?.atomic();
         for item in items {
             atomic = match item.expire_in {
                 Some(d) => atomic.set_expiring(&item.key, &item.value, d),
@@ -384,8 +620,8 @@ impl Loader<'_> {
                     return self.fail(first.line, anyhow::Error::new(e));
                 }
                 let (left, right) = items.split_at(items.len() / 2);
-                self.commit(left)?;
-                self.commit(right)
+                self.commit(writer, left)?;
+                self.commit(writer, right)
             }
             Err(e) => Err(anyhow::Error::new(e).context(format!(
                 "{} lines {}..: cannot commit",
@@ -428,5 +664,41 @@ fn approx_size(value: &Value) -> usize {
                 .map(|(k, v)| approx_size(k) + approx_size(v))
                 .sum::<usize>()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valkeyrie::key;
+
+    /// `depth` arrays nested in each other around `leaf`.
+    fn nested(depth: usize, leaf: Value) -> Value {
+        (0..depth).fold(leaf, |inner, _| Value::Array(vec![inner]))
+    }
+
+    #[test]
+    fn the_depth_limits_are_what_the_library_reads_back() {
+        let check = || {
+            let limits = [
+                (Writer::MessagePack, MAX_VALUE_DEPTH, Value::Int(1)),
+                (Writer::Cbor, MAX_CBOR_DEPTH, Value::Int(1 << 100)),
+            ];
+            for (writer, depth, leaf) in limits {
+                let codec = writer.codec().unwrap();
+                let db = Kv::builder().codec(codec).open_in_memory().unwrap();
+                for (d, readable) in [(depth, true), (depth + 1, false)] {
+                    db.set(&key!["k"], &nested(d, leaf.clone())).unwrap();
+                    let read = db.get::<Value>(&key!["k"]);
+                    assert_eq!(read.is_ok(), readable, "{writer:?} at depth {d}");
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(check)
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

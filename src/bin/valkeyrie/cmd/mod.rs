@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use valkeyrie::{Key, Kv, Value, Versionstamp};
+use valkeyrie::{Codec, Key, Kv, Value, Versionstamp};
 
 use crate::exit::bad_input;
 use crate::json::Json;
@@ -47,8 +47,14 @@ pub enum Access {
 impl Ctx {
     /// Opens the database in the default shared mode, so other processes may have it open
     /// too. The background sweeper is off: the tool only deletes expired entries when asked
-    /// (`cleanup`); reads never see them either way.
+    /// (`cleanup`); reads never see them either way. New values are written with
+    /// MessagePack.
     pub fn open(&self, access: Access) -> Result<Kv> {
+        self.open_with_codec(access, Codec::MessagePack)
+    }
+
+    /// [`Ctx::open`], writing new values with `codec`.
+    pub fn open_with_codec(&self, access: Access, codec: Codec) -> Result<Kv> {
         let path = self
             .db
             .as_ref()
@@ -63,7 +69,7 @@ impl Ctx {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            match Kv::builder().sweep_interval(None).open(path) {
+            match Kv::builder().codec(codec).sweep_interval(None).open(path) {
                 Err(valkeyrie::Error::AlreadyOpen) if started.elapsed() < OPEN_RETRY_FOR => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));

@@ -17,8 +17,10 @@ use anyhow::{Result, bail};
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use serde::Deserialize as _;
 
-/// Deepest nesting of arrays and objects accepted (`serde_json`'s limit too).
+/// Deepest nesting of arrays and objects accepted in arguments (`serde_json`'s default
+/// limit too). Dump lines may nest deeper: see [`parse_nested`].
 const MAX_DEPTH: usize = 128;
 
 /// A parsed JSON document.
@@ -280,18 +282,36 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("{text:?} is not standard base64: {e}"))
 }
 
-/// Parses one JSON document (surrounding whitespace allowed).
+/// Parses one JSON document (surrounding whitespace allowed), nested at most 128 levels.
 ///
 /// Syntax errors are reported by `serde_json`, with line and column; this parser then reads
 /// the validated text exactly.
 pub fn parse(text: &str) -> Result<Json> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+    parse_nested(text, MAX_DEPTH)
+}
+
+/// [`parse`], with arrays and objects nested at most `max_depth` levels (`[[1]]` is 2).
+///
+/// The nesting is measured first, without recursion, so a document of any depth is refused
+/// before anything recurses over it; `serde_json` then validates it without its own limit
+/// of 128 levels. Deep documents need a deep stack: the tool runs its commands on a thread
+/// with a large one (`main.rs`).
+pub fn parse_nested(text: &str, max_depth: usize) -> Result<Json> {
+    let depth = nesting(text);
+    if depth > max_depth {
+        bail!("nested {depth} levels deep; the limit is {max_depth}");
+    }
+    let mut validator = serde_json::Deserializer::from_str(text);
+    validator.disable_recursion_limit();
+    serde::de::IgnoredAny::deserialize(&mut validator)?;
+    validator.end()?;
     let mut p = Parser {
         text,
         bytes: text.as_bytes(),
         pos: 0,
+        max_depth,
     };
-    let value = p.value(0)?;
+    let value = p.value(1)?;
     p.skip_ws();
     if p.pos != p.bytes.len() {
         bail!("trailing characters at byte {}", p.pos);
@@ -299,11 +319,41 @@ pub fn parse(text: &str) -> Result<Json> {
     Ok(value)
 }
 
+/// How deeply arrays and objects nest in `text` (0 for a scalar), counting brackets outside
+/// strings. Exact for valid JSON; for invalid JSON it only bounds the work of what follows.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// A recursive-descent reader over text `serde_json` has already validated.
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Deepest nesting of arrays and objects allowed.
+    max_depth: usize,
 }
 
 impl Parser<'_> {
@@ -334,11 +384,13 @@ impl Parser<'_> {
         Ok(value)
     }
 
+    /// Reads a value; `depth` is the nesting of arrays and objects it would open (1 at the
+    /// top level).
     fn value(&mut self, depth: usize) -> Result<Json> {
-        if depth > MAX_DEPTH {
-            bail!("nested more than {MAX_DEPTH} levels deep");
-        }
         self.skip_ws();
+        if matches!(self.peek(), Some(b'[' | b'{')) && depth > self.max_depth {
+            bail!("nested more than {} levels deep", self.max_depth);
+        }
         match self.peek() {
             Some(b'n') => self.literal("null", Json::Null),
             Some(b't') => self.literal("true", Json::Bool(true)),
@@ -481,6 +533,16 @@ mod tests {
         assert!(parse("[1] 2").is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(parse(&deep).is_err());
+        assert!(parse_nested(&deep, 200).is_ok());
+        assert!(parse_nested(&deep, 199).is_err());
+        let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
+        assert!(parse(&nested(128)).is_ok());
+        assert!(parse(&nested(129)).is_err());
+        // Brackets inside strings do not count; an unbalanced deep input is refused before
+        // anything recurses over it.
+        assert!(parse(r#"["[[[\"{{", "]]"]"#).is_ok());
+        assert_eq!(nesting(r#"["[[[\"{{", {"a": []}]"#), 3);
+        assert!(parse_nested(&"[".repeat(1_000_000), 5000).is_err());
         assert_eq!(parse("[]").unwrap().to_text(true), "[]");
         assert_eq!(
             parse(r#"{"a":[1]}"#).unwrap().to_text(true),

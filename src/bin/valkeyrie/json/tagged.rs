@@ -20,13 +20,45 @@
 //! | `KvU64` | `{"kvu64": "42"}` (a native counter) |
 //!
 //! and, only as a whole value, `{"raw": "<base64>"}` for bytes stored with
-//! `Kv::set_bytes` (they bypass the codec; `load` writes them back with `set_bytes`).
+//! `Kv::set_bytes` (they bypass the codec; `load` writes them back with `set_bytes`), and
+//! `{"custom": {"id": 200, "payload": "<base64>"}}` for a value written by a custom codec
+//! (`Codec::Custom`), which the tool cannot decode: its id and stored bytes, which `load`
+//! writes back exactly (see `crate::passthrough`).
+//!
+//! Values nest at most [`MAX_VALUE_DEPTH`] arrays and maps deep, the most MessagePack (which
+//! `load` writes) reads back; a dump line then nests at most [`MAX_LINE_DEPTH`] JSON levels,
+//! and `load` reads lines that deep.
 
 use anyhow::{Context, Result, bail};
 use valkeyrie::{Key, KvU64, Value, Versionstamp};
 
 use super::key::{key_from_json, key_to_json};
 use super::{Json, base64_decode, base64_encode, float_from_json, float_json, int_from_json};
+
+/// Deepest nesting of arrays and maps in a dumped value: the most the library reads back
+/// from MessagePack, the codec `load` writes with (`rmp-serde` decodes at most 1,023 levels).
+pub const MAX_VALUE_DEPTH: usize = 1023;
+
+/// Deepest nesting of JSON arrays and objects in a dump line: the record object, then per
+/// value level at most three (a map's tag object, its list of pairs, a pair), then the
+/// innermost value's tag object.
+pub const MAX_LINE_DEPTH: usize = 3 * MAX_VALUE_DEPTH + 2;
+
+/// How deeply arrays and maps nest in `value` (0 for a scalar, 1 for `[1]`); map keys
+/// count.
+pub fn value_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| value_depth(k).max(value_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
 
 /// A stored value as a dump holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +67,13 @@ pub enum Stored {
     Value(Value),
     /// Bytes written with `Kv::set_bytes`.
     Raw(Vec<u8>),
+    /// A value written by the custom codec `id`, as it stored it.
+    Custom {
+        /// The codec's id, 128..=255.
+        id: u8,
+        /// The bytes the codec stored.
+        payload: Vec<u8>,
+    },
 }
 
 /// One line of a dump.
@@ -131,6 +170,13 @@ pub fn stored_to_json(stored: &Stored) -> Json {
     match stored {
         Stored::Value(v) => tagged_to_json(v),
         Stored::Raw(bytes) => Json::tag("raw", Json::str(base64_encode(bytes))),
+        Stored::Custom { id, payload } => Json::tag(
+            "custom",
+            Json::Object(vec![
+                ("id".to_owned(), Json::int(*id)),
+                ("payload".to_owned(), Json::str(base64_encode(payload))),
+            ]),
+        ),
     }
 }
 
@@ -138,8 +184,34 @@ pub fn stored_to_json(stored: &Stored) -> Json {
 pub fn stored_from_json(json: &Json) -> Result<Stored> {
     match json.as_tag() {
         Some(("raw", Json::String(b))) => Ok(Stored::Raw(base64_decode(b)?)),
+        Some(("custom", Json::Object(fields))) => custom_from_json(fields).context("in \"custom\""),
         _ => tagged_from_json(json).map(Stored::Value),
     }
+}
+
+/// Reads the fields of `{"custom": {"id": .., "payload": ..}}`.
+fn custom_from_json(fields: &[(String, Json)]) -> Result<Stored> {
+    let (mut id, mut payload) = (None, None);
+    for (name, field) in fields {
+        match name.as_str() {
+            "id" => set_once(&mut id, name, || {
+                let id = int_from_json(field)?;
+                u8::try_from(id)
+                    .ok()
+                    .filter(|id| *id >= 128)
+                    .with_context(|| format!("a custom codec id is 128..=255, not {id}"))
+            })?,
+            "payload" => set_once(&mut payload, name, || match field {
+                Json::String(b) => base64_decode(b),
+                other => bail!("\"payload\" is base64 in a string, found {}", other.kind()),
+            })?,
+            other => bail!("unknown field {other:?} (custom has id and payload)"),
+        }
+    }
+    Ok(Stored::Custom {
+        id: id.context("the field \"id\" is missing")?,
+        payload: payload.context("the field \"payload\" is missing")?,
+    })
 }
 
 /// A value in the tagged encoding.
@@ -215,18 +287,21 @@ pub fn tagged_from_json(json: &Json) -> Result<Value> {
                 format!("a kvu64 is 0..={}; {n} is out of range", u64::MAX)
             })?))
         }
-        (tag @ ("null" | "bool" | "string" | "bytes" | "array" | "map" | "raw"), inner) => bail!(
+        (
+            tag @ ("null" | "bool" | "string" | "bytes" | "array" | "map" | "raw" | "custom"),
+            inner,
+        ) => bail!(
             "{tag:?} cannot hold {} here{}",
             inner.kind(),
-            if tag == "raw" {
-                " (raw is only a whole value)"
+            if matches!(tag, "raw" | "custom") {
+                format!(" ({tag} is only a whole value)")
             } else {
-                ""
+                String::new()
             }
         ),
         (other, _) => bail!(
             "unknown type tag {other:?} (expected null, bool, int, float, string, bytes, array, \
-             map, kvu64 or raw)"
+             map, kvu64, raw or custom)"
         ),
     })
 }
@@ -249,6 +324,10 @@ mod tests {
             Stored::Value(value),
             Stored::Value(Value::KvU64(KvU64(7))),
             Stored::Raw(vec![0, 1, 2]),
+            Stored::Custom {
+                id: 200,
+                payload: vec![1, 0x93, 1, 2, 3],
+            },
         ] {
             let record = Record {
                 key: key!["k", 1.5],
@@ -262,6 +341,29 @@ mod tests {
         }
     }
 
+    /// `depth` maps, each the key of the next one out: the deepest dump line per level.
+    fn nested_maps(depth: usize) -> Value {
+        (1..depth).fold(Value::Map(vec![(Value::Null, Value::Null)]), |inner, _| {
+            Value::Map(vec![(inner, Value::Null)])
+        })
+    }
+
+    #[test]
+    fn the_deepest_value_fits_the_line_depth_and_reads_back() {
+        let value = nested_maps(MAX_VALUE_DEPTH);
+        assert_eq!(value_depth(&value), MAX_VALUE_DEPTH);
+        let record = Record {
+            key: key!["deep"],
+            value: Stored::Value(value),
+            versionstamp: None,
+            expire_in_ms: None,
+        };
+        let text = record.to_json().to_text(false);
+        assert_eq!(super::super::nesting(&text), MAX_LINE_DEPTH);
+        let json = super::super::parse_nested(&text, MAX_LINE_DEPTH).unwrap();
+        assert_eq!(Record::from_json(&json).unwrap(), record);
+    }
+
     #[test]
     fn rejects_what_it_does_not_know() {
         for bad in [
@@ -270,6 +372,10 @@ mod tests {
             r#"{"key":["a"],"value":{"int":"1"},"key":["b"]}"#,
             r#"{"key":["a"],"value":{"integer":"1"}}"#,
             r#"{"key":["a"],"value":{"array":[{"raw":"AA=="}]}}"#,
+            r#"{"key":["a"],"value":{"array":[{"custom":{"id":200,"payload":"AA=="}}]}}"#,
+            r#"{"key":["a"],"value":{"custom":{"id":127,"payload":"AA=="}}}"#,
+            r#"{"key":["a"],"value":{"custom":{"id":200}}}"#,
+            r#"{"key":["a"],"value":{"custom":{"id":200,"payload":"AA==","codec":"x"}}}"#,
             r#"{"key":["a"],"value":{"null":null},"versionstamp":"xyz"}"#,
             r#"{"key":["a"],"value":{"null":null},"expire_in_ms":0}"#,
         ] {
