@@ -1,4 +1,4 @@
-//! Group commit: one thread per open database drains every queued write into one redb write
+//! Group commit: one thread per open database drains every queued write into one storage write
 //! transaction. It never waits to fill a batch: it takes whatever is queued when it is free.
 //! A writer that finds nothing queued and nothing committing commits on its own thread
 //! instead (`Committer::try_inline`), so a lone writer pays no thread hand-off.

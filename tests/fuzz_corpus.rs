@@ -3,7 +3,8 @@
 //! `fuzz/fuzz_targets/*.rs` include).
 //!
 //! `fuzz/corpus/<target>/` is the minimised corpus (`cargo fuzz cmin`); `fuzz/regressions/
-//! <target>/` holds every input that once failed, and `regressions_*` below name them.
+//! <target>/` holds every input that once failed; `tests/regression.rs` has a named test,
+//! with a postmortem, for each.
 #![cfg(feature = "__internal_testing")]
 
 mod support;

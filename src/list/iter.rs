@@ -147,8 +147,7 @@ impl<V: DeserializeOwned> ListIter<V> {
     /// ```
     #[must_use]
     pub fn last_expires_at(&self) -> Option<SystemTime> {
-        (self.last_expires_at_ms != 0)
-            .then(|| UNIX_EPOCH + Duration::from_millis(self.last_expires_at_ms))
+        (self.last_expires_at_ms != 0).then(|| far_instant(self.last_expires_at_ms))
     }
 
     fn fill(&mut self) -> Result<()> {
@@ -223,6 +222,19 @@ impl<V: DeserializeOwned> ListIter<V> {
     }
 }
 
+/// `ms` after the Unix epoch; an instant past what `SystemTime` represents on this platform
+/// (Windows ends in year 30828, while expiry instants are u64 milliseconds) saturates to a
+/// far-future instant it does represent instead of panicking.
+fn far_instant(ms: u64) -> SystemTime {
+    let mut ms = ms;
+    loop {
+        if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+            return t;
+        }
+        ms /= 2;
+    }
+}
+
 impl<V: DeserializeOwned> Iterator for ListIter<V> {
     type Item = Result<Entry<V>>;
 
@@ -245,3 +257,16 @@ impl<V: DeserializeOwned> Iterator for ListIter<V> {
 }
 
 impl<V: DeserializeOwned> std::iter::FusedIterator for ListIter<V> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_expiry_instant_is_a_time_not_a_panic() {
+        // Audit F4 (Windows): `UNIX_EPOCH + u64::MAX ms` overflowed `SystemTime` there.
+        let latest = far_instant(u64::MAX);
+        assert!(latest > far_instant(u64::MAX / 4));
+        assert_eq!(far_instant(1_500), UNIX_EPOCH + Duration::from_millis(1_500));
+    }
+}
