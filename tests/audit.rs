@@ -146,3 +146,50 @@ fn every_close_returns_only_once_the_file_is_released() -> valkeyrie::Result<()>
     }
     Ok(())
 }
+
+/// Runs this test binary's `child_in_a_directory` in `cwd`, with `other` as the directory
+/// it moves to before closing.
+fn run_child_in(cwd: &std::path::Path, other: &std::path::Path) {
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["child_in_a_directory", "--exact", "--ignored", "-q"])
+        .env("VALKEYRIE_TEST_OTHER_DIR", other)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("start the child");
+    assert!(status.success(), "child failed: {status}");
+}
+
+#[test]
+#[ignore = "child process entry point, started by destroy_on_close_deletes_the_file_it_opened_after_a_change_of_directory"]
+fn child_in_a_directory() -> valkeyrie::Result<()> {
+    let Some(other) = std::env::var_os("VALKEYRIE_TEST_OTHER_DIR") else {
+        return Ok(());
+    };
+    // F4: a bare file name, created in the working directory (its directory entry is fsynced).
+    let db = Kv::builder().destroy_on_close(true).open("bare.kv")?;
+    db.set(&key!["k"], &1)?;
+    std::env::set_current_dir(other)?;
+    db.close()
+}
+
+/// F3 (relative path): `destroy_on_close` resolved the path at close time, so after a change
+/// of directory it deleted another file of the same name. The path is now fixed at open.
+#[test]
+fn destroy_on_close_deletes_the_file_it_opened_after_a_change_of_directory() {
+    let (first, second) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let decoy = second.path().join("bare.kv");
+    std::fs::write(&decoy, b"not a database, and not to be deleted").expect("decoy");
+    run_child_in(first.path(), second.path());
+    assert!(
+        !first.path().join("bare.kv").exists(),
+        "the opened file stays"
+    );
+    assert_eq!(
+        std::fs::read(&decoy).expect("the decoy survives"),
+        b"not a database, and not to be deleted"
+    );
+}

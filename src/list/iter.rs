@@ -267,6 +267,9 @@ mod tests {
         // Audit F4 (Windows): `UNIX_EPOCH + u64::MAX ms` overflowed `SystemTime` there.
         let latest = far_instant(u64::MAX);
         assert!(latest > far_instant(u64::MAX / 4));
-        assert_eq!(far_instant(1_500), UNIX_EPOCH + Duration::from_millis(1_500));
+        assert_eq!(
+            far_instant(1_500),
+            UNIX_EPOCH + Duration::from_millis(1_500)
+        );
     }
 }
