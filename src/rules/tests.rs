@@ -383,7 +383,8 @@ fn an_empty_batch_changes_nothing() {
 /// One batch's work in a test scenario.
 type Step<'a> = Box<dyn Fn(&mut Batch<'_>) + 'a>;
 
-/// One recorded key state: `Some(envelope)`, `None` (deleted), or a clear (`key` empty).
+/// One recorded state: `(Some(key), Some(envelope))` stored, `(Some(key), None)` deleted,
+/// `(None, None)` a clear.
 type Recorded = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A `MapState` that records each stored state per batch, as the commit log's frames do.

@@ -11,6 +11,7 @@
 mod frame;
 
 use std::fs::{File, OpenOptions};
+#[cfg(not(unix))]
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -90,17 +91,14 @@ impl LogSlot {
             .ok_or_else(|| Error::Storage("the commit log is not active".into()))?;
         encode(&mut log.frame, log.epoch, seq, &self.payload);
         let end = log.end + log.frame.len() as u64;
-        let mut file = &log.file;
         if end > log.allocated {
             let grown = end.next_multiple_of(GROW_BYTES);
-            file.seek(SeekFrom::Start(log.allocated))?;
             let zeros = vec![0; usize::try_from(grown - log.allocated).unwrap_or(0)];
-            file.write_all(&zeros)?;
+            write_at(&log.file, log.allocated, &zeros)?;
             log.allocated = grown;
         }
-        file.seek(SeekFrom::Start(log.end))?;
-        file.write_all(&log.frame)?;
-        file.sync_data()?;
+        write_at(&log.file, log.end, &log.frame)?;
+        log.file.sync_data()?;
         log.end = end;
         Ok(())
     }
@@ -110,6 +108,20 @@ impl LogSlot {
         self.active
             .as_ref()
             .is_some_and(|log| log.end >= CHECKPOINT_BYTES)
+    }
+}
+
+/// Writes all of `bytes` at `offset` (one `pwrite` on Unix).
+fn write_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
     }
 }
 
