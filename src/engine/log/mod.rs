@@ -111,18 +111,26 @@ impl LogSlot {
     }
 }
 
-/// Writes all of `bytes` at `offset` (one `pwrite` on Unix).
+/// Writes all of `bytes` at `offset`, one page ([`frame::ALIGN`]) per `pwrite`.
+///
+/// Page by page because Linux (ext4 since 6.x) caches a large write in one large folio,
+/// and a later 4 KiB overwrite inside it dirties, and `fdatasync` writes back, the whole
+/// folio: measured 1 MiB to storage per commit when the log grew by 1 MiB writes, 4 KiB
+/// when it grew by 4 KiB writes, at the same syscall count per commit.
 fn write_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    let mut at = offset;
+    for page in bytes.chunks(frame::ALIGN) {
+        #[cfg(unix)]
+        std::os::unix::fs::FileExt::write_all_at(file, page, at)?;
+        #[cfg(not(unix))]
+        {
+            let mut file = file;
+            file.seek(SeekFrom::Start(at))?;
+            file.write_all(page)?;
+        }
+        at += page.len() as u64;
     }
-    #[cfg(not(unix))]
-    {
-        let mut file = file;
-        file.seek(SeekFrom::Start(offset))?;
-        file.write_all(bytes)
-    }
+    Ok(())
 }
 
 /// A fresh random log generation.
