@@ -409,3 +409,38 @@ fn files_move_between_shared_and_exclusive_mode() -> TestResult {
     db.close()?;
     Ok(())
 }
+
+#[test]
+fn a_buffered_open_replays_a_crashed_log_too() -> TestResult {
+    let (_dir, path) = common::temp_path();
+    let acked = acks(&crash_after(&path, "frames", 4)?);
+    let db = Kv::builder()
+        .exclusive(true)
+        .durability(valkeyrie::Durability::Buffered {
+            flush_interval: Duration::from_millis(50),
+        })
+        .open(&path)?;
+    assert_generations(&db, &acked)?;
+    assert!(!log_of(&path).exists(), "replayed, then deleted");
+    db.set(&key!["buffered"], &1)?;
+    assert!(
+        !log_of(&path).exists(),
+        "buffered commits do not use the log"
+    );
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn destroy_on_close_removes_the_log_too() -> TestResult {
+    let (_dir, path) = common::temp_path();
+    let db = Kv::builder()
+        .exclusive(true)
+        .destroy_on_close(true)
+        .open(&path)?;
+    db.set(&key!["k"], &1)?;
+    assert!(log_of(&path).exists());
+    db.close()?;
+    assert!(!path.exists() && !log_of(&path).exists());
+    Ok(())
+}
