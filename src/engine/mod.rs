@@ -9,6 +9,8 @@ mod snapshot;
 mod tables;
 mod write;
 
+#[cfg(feature = "__internal_testing")]
+pub use log::fail_next_log_sync;
 use write::SeqBlock;
 
 /// The backend trait a test storage implements, and redb's in-memory backend (fault injection).

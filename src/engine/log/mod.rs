@@ -31,6 +31,18 @@ const CHECKPOINT_BYTES: u64 = 16 << 20;
 /// allocated blocks and `fdatasync` has no metadata to commit.
 const GROW_BYTES: u64 = 1 << 20;
 
+/// Set: the next append (in any handle of the process) fails after writing its frame, as a
+/// failed `fdatasync` would.
+#[cfg(feature = "__internal_testing")]
+static FAIL_NEXT_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the next commit-log append of the process fail after writing its frame, as a
+/// failed `fdatasync` would (fault-injection tests).
+#[cfg(feature = "__internal_testing")]
+pub fn fail_next_log_sync() {
+    FAIL_NEXT_SYNC.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The log file beside the database at `db`: `<db>-log`.
 pub(crate) fn log_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -98,6 +110,10 @@ impl LogSlot {
             log.allocated = grown;
         }
         write_at(&log.file, log.end, &log.frame)?;
+        #[cfg(feature = "__internal_testing")]
+        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected commit-log fsync failure").into());
+        }
         log.file.sync_data()?;
         log.end = end;
         Ok(())
