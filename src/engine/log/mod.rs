@@ -182,7 +182,9 @@ impl Engine {
                     meta.insert(LOG_EPOCH, epoch).map_err(storage)?;
                 }
                 None => {
+                    // Exactly format 1's META again: `format_version` and `seq`.
                     meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
+                    meta.remove(LOG_EPOCH).map_err(storage)?;
                 }
             }
         }
@@ -311,6 +313,7 @@ impl Engine {
             let stored = meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value());
             meta.insert(SEQ, stored.max(max_seq)).map_err(storage)?;
             meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
+            meta.remove(LOG_EPOCH).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         self.forget_sequence();
