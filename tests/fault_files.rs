@@ -137,7 +137,7 @@ fn a_newer_format_version_is_refused_unchanged() -> TestResult {
     }
     let before = std::fs::read(&path)?;
     for opened in open_both(&path) {
-        assert_err!(opened => Error::UnsupportedFormat { found: 99, supported: 1 });
+        assert_err!(opened => Error::UnsupportedFormat { found: 99, supported: 2 });
         assert_eq!(std::fs::read(&path)?, before, "the file was modified");
     }
     Ok(())

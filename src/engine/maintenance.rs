@@ -13,6 +13,11 @@ impl Engine {
     /// this or another process) is in progress; try again later. The cached read snapshot
     /// is dropped first (a read still using it defers compaction too).
     pub(crate) fn compact(&self) -> Result<bool> {
+        // Everything durable in redb first; the log stays locked, so nothing is appended.
+        let mut slot = self.log.as_ref().map(|log| log.lock());
+        if let Some(slot) = slot.as_deref_mut() {
+            self.checkpoint(slot)?;
+        }
         let mut db = self.db.write();
         // Under the lock, no read can cache a new snapshot until compaction ends.
         self.snapshots.invalidate();
@@ -33,6 +38,11 @@ impl Engine {
     pub(crate) fn check_integrity(&self) -> Result<bool> {
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
+        // A repair rolls the file back to its last durable commit: make that the latest.
+        let mut slot = self.log.as_ref().map(|log| log.lock());
+        if let Some(slot) = slot.as_deref_mut() {
+            self.checkpoint(slot)?;
+        }
         loop {
             let mut db = self.db.write();
             // redb refuses to check while a transaction of this handle is live.

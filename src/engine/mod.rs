@@ -2,12 +2,15 @@
 
 mod errors;
 mod inspect;
+mod log;
 mod maintenance;
 mod read;
 mod snapshot;
 mod tables;
 mod write;
 
+#[cfg(feature = "__internal_testing")]
+pub use log::fail_next_log_sync;
 use write::SeqBlock;
 
 /// The backend trait a test storage implements, and redb's in-memory backend (fault injection).
@@ -25,7 +28,7 @@ use redb::{
 use self::errors::storage;
 use self::inspect::check_format;
 use self::snapshot::SnapshotCache;
-use self::tables::{CURRENT_FORMAT_VERSION, DATA, EXPIRY, FORMAT_VERSION, META, SEQ};
+use self::tables::{DATA, EXPIRY, FORMAT_VERSION, LOG_FORMAT, META, PLAIN_FORMAT, SEQ};
 use crate::{Durability, Error, Result};
 
 /// Longest pause between attempts to take another process's write lock.
@@ -117,11 +120,71 @@ pub(crate) struct Engine {
     seq_block: Option<parking_lot::Mutex<Option<SeqBlock>>>,
     /// The file, made absolute at open (a later change of directory does not move it).
     path: Option<PathBuf>,
+    /// Exclusive-mode files with `Durability::Immediate`: the commit log every commit goes
+    /// through (see `log`). Taken before redb's writer.
+    log: Option<parking_lot::Mutex<log::LogSlot>>,
+}
+
+impl EngineOptions {
+    /// A copy of options naming a file (`None` for other storage).
+    fn file_copy(&self) -> Option<EngineOptions> {
+        match &self.storage {
+            Storage::File(path) => Some(EngineOptions {
+                storage: Storage::File(path.clone()),
+                exclusive: self.exclusive,
+                durability: self.durability,
+                lock_timeout: self.lock_timeout,
+                cache_size_bytes: self.cache_size_bytes,
+                check_integrity: self.check_integrity,
+                max_staleness: self.max_staleness,
+                create_in_place: self.create_in_place,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Engine {
-    /// Opens (creating if missing) and initialises the tables.
-    pub(crate) fn open(opts: EngineOptions) -> Result<Engine> {
+    /// Opens (creating if missing) and initialises the tables. A file whose commit log may
+    /// hold commits is recovered first; in shared mode through a brief exclusive open (the
+    /// log belongs to a crashed exclusive-mode handle, so nobody else can have it open).
+    pub(crate) fn open(mut opts: EngineOptions) -> Result<Engine> {
+        let start = Instant::now();
+        loop {
+            let again = opts.file_copy();
+            let (engine, format) = Engine::open_once(opts)?;
+            let (Some(again), true) = (again, engine.shared && format == LOG_FORMAT) else {
+                return Ok(engine);
+            };
+            drop(engine);
+            let Storage::File(path) = &again.storage else {
+                return Err(Error::Storage("a commit log needs a file".into()));
+            };
+            let replayed = Engine::open(EngineOptions {
+                storage: Storage::File(path.clone()),
+                exclusive: true,
+                durability: Durability::Immediate,
+                lock_timeout: again.lock_timeout,
+                cache_size_bytes: again.cache_size_bytes,
+                check_integrity: false,
+                max_staleness: None,
+                create_in_place: false,
+            })
+            .and_then(|engine| engine.close(false));
+            match replayed {
+                // Another process is opening it too; it may be replaying the log.
+                Err(Error::AlreadyOpen) if start.elapsed() < again.lock_timeout => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            opts = again;
+        }
+    }
+
+    /// [`Engine::open`] without the shared-mode recovery; also returns the file's format.
+    fn open_once(opts: EngineOptions) -> Result<(Engine, u64)> {
         let mut builder = Database::builder();
         if let Some(bytes) = opts.cache_size_bytes {
             builder.set_cache_size(bytes);
@@ -165,7 +228,12 @@ impl Engine {
                 .create_with_backend(BoxedBackend(backend))
                 .map_err(storage)?,
         };
+        let logged = file.is_some()
+            && !shared
+            && !opts.create_in_place
+            && opts.durability == Durability::Immediate;
         let engine = Engine {
+            log: logged.then(|| parking_lot::Mutex::new(log::LogSlot::default())),
             db: RwLock::new(db),
             shared,
             in_memory,
@@ -175,16 +243,22 @@ impl Engine {
             seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
             path: file,
         };
-        engine.init(&name)?;
-        Ok(engine)
+        let format = engine.init(&name)?;
+        if format == LOG_FORMAT && !shared {
+            engine.recover_log()?;
+            return Ok((engine, PLAIN_FORMAT));
+        }
+        Ok((engine, format))
     }
 
     /// Creates missing tables and checks the format version; a no-op on an initialised file.
-    /// Refuses a redb database holding other tables (`name` is for messages).
-    fn init(&self, name: &str) -> Result<()> {
+    /// Refuses a redb database holding other tables (`name` is for messages). Returns the
+    /// format version.
+    fn init(&self, name: &str) -> Result<u64> {
         let found = inspect::format_version(&self.begin_read()?, name)?;
         if let Some(version) = found {
-            return check_format(version);
+            check_format(version)?;
+            return Ok(version);
         }
         let txn = self.begin_write(true)?;
         {
@@ -196,8 +270,7 @@ impl Engine {
             match version {
                 Some(v) => check_format(v)?,
                 None => {
-                    meta.insert(FORMAT_VERSION, CURRENT_FORMAT_VERSION)
-                        .map_err(storage)?;
+                    meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
                 }
             }
             if meta.get(SEQ).map_err(storage)?.is_none() {
@@ -206,7 +279,8 @@ impl Engine {
             txn.open_table(DATA).map_err(storage)?;
             txn.open_table(EXPIRY).map_err(storage)?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage)?;
+        Ok(PLAIN_FORMAT)
     }
 
     fn begin_read(&self) -> Result<ReadTransaction> {
@@ -257,13 +331,19 @@ impl Engine {
     /// file, if no other handle or process has it open (a shared file still in use is kept).
     pub(crate) fn close(self, destroy: bool) -> Result<()> {
         self.snapshots.invalidate();
+        if let Some(log) = &self.log {
+            self.close_log(&mut log.lock())?;
+        }
         if !self.always_durable {
             self.flush()?;
         }
         self.db.into_inner().close().map_err(storage)?;
         match self.path.filter(|_| destroy) {
             Some(path) if self.shared => destroy_if_unused(&path),
-            Some(path) => remove_file(&path),
+            Some(path) => {
+                remove_file(&log::log_path(&path))?;
+                remove_file(&path)
+            }
             None => Ok(()),
         }
     }

@@ -6,6 +6,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::Engine;
 use super::errors::storage;
+use super::log::{LogSlot, record_clear, record_delete, record_put};
 use super::tables::{DATA, EXPIRY, META, SEQ};
 use crate::Result;
 use crate::rules::{Batch, State};
@@ -23,10 +24,13 @@ impl Engine {
         now_ms: u64,
         apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
     ) -> Result<(R, Option<u64>)> {
+        if let Some(log) = &self.log {
+            return self.write_logged(&mut log.lock(), now_ms, apply);
+        }
         let txn = self.begin_write(durable)?;
         // Private files keep the sequence in memory (see `SeqBlock`); shared ones read it.
         let cached = self.seq_block.as_ref().and_then(|b| *b.lock());
-        let (result, block) = apply_batch(&txn, now_ms, cached, !self.shared, apply)?;
+        let (result, block) = apply_batch(&txn, now_ms, cached, !self.shared, None, apply)?;
         let Some(block) = block else {
             txn.abort().map_err(storage)?;
             return Ok((result, None));
@@ -41,6 +45,55 @@ impl Engine {
             *cache.lock() = committed.is_ok().then_some(block);
         }
         committed?;
+        Ok((result, Some(block.last)))
+    }
+
+    /// [`Engine::write`] through the commit log: the batch's final key states become one
+    /// frame, fsynced before redb commits the same changes without fsync (durable before
+    /// visible). Any failure after the frame may have reached the file poisons the log.
+    fn write_logged<R>(
+        &self,
+        slot: &mut LogSlot,
+        now_ms: u64,
+        apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
+    ) -> Result<(R, Option<u64>)> {
+        slot.check()?;
+        if !slot.is_active() {
+            self.activate_log(slot)?;
+        }
+        let txn = self.begin_write(false)?;
+        let cached = self.seq_block.as_ref().and_then(|b| *b.lock());
+        let mut payload = std::mem::take(&mut slot.payload);
+        payload.clear();
+        let applied = apply_batch(&txn, now_ms, cached, true, Some(&mut payload), apply);
+        slot.payload = payload;
+        let (result, block) = applied?;
+        let Some(block) = block else {
+            txn.abort().map_err(storage)?;
+            return Ok((result, None));
+        };
+        if let Err(e) = slot.append(block.last) {
+            // Not visible (redb never commits it), but it may be durable: no later commit
+            // may reuse its sequence or follow it in the log.
+            slot.poison(&e);
+            let _ = txn.abort();
+            return Err(e);
+        }
+        let committed = txn.commit().map_err(storage);
+        self.snapshots.invalidate();
+        if let Some(cache) = &self.seq_block {
+            *cache.lock() = committed.is_ok().then_some(block);
+        }
+        if let Err(e) = committed {
+            // The frame is durable and replays on reopen; this handle cannot show it.
+            slot.poison(&e);
+            return Err(e);
+        }
+        if slot.wants_checkpoint() {
+            // The commit is durable and visible whatever happens here; a failure poisons the
+            // log, so the next write reports it.
+            let _ = self.checkpoint(slot);
+        }
         Ok((result, Some(block.last)))
     }
 
@@ -70,12 +123,14 @@ const SEQ_BLOCK: u64 = 1024;
 
 /// Runs `apply` over the transaction's tables; returns its result and, if anything changed,
 /// the new sequence state (already written to META where needed). `cached`: the in-memory
-/// state of a private file.
+/// state of a private file. `record`: append the batch's final key states (a commit-log
+/// payload).
 fn apply_batch<R>(
     txn: &WriteTransaction,
     now_ms: u64,
     cached: Option<SeqBlock>,
     reserve: bool,
+    record: Option<&mut Vec<u8>>,
     apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
 ) -> Result<(R, Option<SeqBlock>)> {
     let stored = match cached {
@@ -95,7 +150,18 @@ fn apply_batch<R>(
             data: txn.open_table(DATA).map_err(storage)?,
             expiry: txn.open_table(EXPIRY).map_err(storage)?,
         };
-        let mut batch = Batch::new(&mut tables, seq, now_ms);
+        let mut recording;
+        let state: &mut dyn State = match record {
+            Some(out) => {
+                recording = Recording {
+                    inner: &mut tables,
+                    out,
+                };
+                &mut recording
+            }
+            None => &mut tables,
+        };
+        let mut batch = Batch::new(state, seq, now_ms);
         let result = apply(&mut batch)?;
         (result, batch.changed())
     };
@@ -115,9 +181,50 @@ fn apply_batch<R>(
 }
 
 /// The data table and the expiry index of one write transaction.
-struct Tables<'t> {
-    data: Table<'t, &'static [u8], &'static [u8]>,
-    expiry: Table<'t, (u64, &'static [u8]), ()>,
+pub(super) struct Tables<'t> {
+    pub(super) data: Table<'t, &'static [u8], &'static [u8]>,
+    pub(super) expiry: Table<'t, (u64, &'static [u8]), ()>,
+}
+
+/// A [`State`] that records each key's stored state (put, delete, clear) as a commit-log
+/// payload while passing everything to `inner`. The expiry index is not recorded: replay
+/// derives it from the envelopes.
+struct Recording<'a, 't> {
+    inner: &'a mut Tables<'t>,
+    out: &'a mut Vec<u8>,
+}
+
+impl State for Recording<'_, '_> {
+    fn get(&self, key: &[u8], found: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.inner.get(key, found)
+    }
+
+    fn put(&mut self, key: &[u8], envelope: &[u8], replaced: &mut dyn FnMut(&[u8])) -> Result<()> {
+        record_put(self.out, key, envelope);
+        self.inner.put(key, envelope, replaced)
+    }
+
+    fn remove(&mut self, key: &[u8], removed: &mut dyn FnMut(&[u8])) -> Result<()> {
+        record_delete(self.out, key);
+        self.inner.remove(key, removed)
+    }
+
+    fn index_expiry(&mut self, at_ms: u64, key: &[u8]) -> Result<()> {
+        self.inner.index_expiry(at_ms, key)
+    }
+
+    fn unindex_expiry(&mut self, at_ms: u64, key: &[u8]) -> Result<()> {
+        self.inner.unindex_expiry(at_ms, key)
+    }
+
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.due(now_ms, limit)
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        record_clear(self.out);
+        self.inner.clear()
+    }
 }
 
 impl State for Tables<'_> {

@@ -8,6 +8,7 @@
 mod batch;
 mod mutation;
 mod outcome;
+mod replay;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -15,4 +16,5 @@ mod tests;
 pub(crate) use batch::{Batch, MAX_BATCH_OPS};
 pub(crate) use mutation::{Check, CounterOp, Mutation, MutationKind, Prepared};
 pub use outcome::{CheckFailure, CommitOutcome, FailedCheck};
+pub(crate) use replay::restore;
 pub(crate) use state::State;

@@ -379,3 +379,99 @@ fn an_empty_batch_changes_nothing() {
     let ((), changed) = batch(&mut state, 1, NOW, |_| ());
     assert!(!changed);
 }
+
+/// One batch's work in a test scenario.
+type Step<'a> = Box<dyn Fn(&mut Batch<'_>) + 'a>;
+
+/// One recorded state: `(Some(key), Some(envelope))` stored, `(Some(key), None)` deleted,
+/// `(None, None)` a clear.
+type Recorded = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// A `MapState` that records each stored state per batch, as the commit log's frames do.
+#[derive(Default)]
+struct Recorder {
+    inner: MapState,
+    frames: Vec<Vec<Recorded>>,
+}
+
+impl Recorder {
+    fn push(&mut self, rec: Recorded) {
+        self.frames.last_mut().expect("a frame").push(rec);
+    }
+}
+
+impl State for Recorder {
+    fn get(&self, key: &[u8], found: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.inner.get(key, found)
+    }
+    fn put(&mut self, key: &[u8], env: &[u8], replaced: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.push((Some(key.to_vec()), Some(env.to_vec())));
+        self.inner.put(key, env, replaced)
+    }
+    fn remove(&mut self, key: &[u8], removed: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.push((Some(key.to_vec()), None));
+        self.inner.remove(key, removed)
+    }
+    fn index_expiry(&mut self, at_ms: u64, key: &[u8]) -> Result<()> {
+        self.inner.index_expiry(at_ms, key)
+    }
+    fn unindex_expiry(&mut self, at_ms: u64, key: &[u8]) -> Result<()> {
+        self.inner.unindex_expiry(at_ms, key)
+    }
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.due(now_ms, limit)
+    }
+    fn clear(&mut self) -> Result<()> {
+        self.push((None, None));
+        self.inner.clear()
+    }
+}
+
+fn replay(state: &mut MapState, frames: &[Vec<Recorded>]) {
+    for frame in frames {
+        for (key, env) in frame {
+            match key {
+                Some(key) => restore(state, key, env.as_deref()).expect("replay"),
+                None => state.clear().expect("clear"),
+            }
+        }
+    }
+}
+
+#[test]
+fn replaying_recorded_states_from_any_earlier_point_reaches_the_same_state() {
+    let (a, b, c) = (key!["a"], key!["b"], key!["c"]);
+    let w = |bt: &mut Batch<'_>, m: &[Mutation]| {
+        ok(bt.write(m));
+    };
+    let steps: Vec<Step<'_>> = vec![
+        Box::new(|bt| w(bt, &[set(&a, b"1", Some(50)), set(&b, b"2", None)])),
+        Box::new(|bt| w(bt, &[counter(&c, CounterOp::Sum, 4)])),
+        Box::new(|bt| w(bt, &[set(&a, b"3", Some(90)), delete(&b)])),
+        Box::new(|bt| bt.clear().expect("clear")),
+        Box::new(|bt| w(bt, &[set(&b, b"4", Some(20))])),
+        Box::new(|bt| w(bt, &[counter(&c, CounterOp::Sum, 1)])),
+        Box::new(|bt| {
+            bt.cleanup(10).expect("cleanup");
+        }),
+        Box::new(|bt| w(bt, &[set(&a, b"5", None)])),
+    ];
+    let mut rec = Recorder::default();
+    let mut snapshots = vec![MapState::default()];
+    for (i, step) in steps.iter().enumerate() {
+        rec.frames.push(Vec::new());
+        let now = if i == 6 { NOW + 30 } else { NOW };
+        let mut bt = Batch::new(&mut rec, i as u64 + 1, now);
+        step(&mut bt);
+        snapshots.push(rec.inner.clone());
+    }
+    let last = snapshots.last().expect("final state").clone();
+    // From every state j, replaying frames k..n for every k <= j gives the final state.
+    for (j, snapshot) in snapshots.iter().enumerate() {
+        for k in 0..=j.min(rec.frames.len()) {
+            let mut state = snapshot.clone();
+            replay(&mut state, &rec.frames[k..]);
+            assert_eq!(state, last, "from state {j}, replaying frames {k}..");
+        }
+    }
+}
