@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::State;
 use super::mutation::{CounterOp, Mutation, MutationKind, Prepared};
 use super::outcome::{CheckFailure, CommitOutcome, FailedCheck};
+use super::{State, restore};
 use crate::value::{Encoding, Envelope};
 use crate::{Error, Key, Result, Versionstamp};
 
@@ -239,11 +239,7 @@ impl<'s> Batch<'s> {
 
     /// Writes one key's final state under `vs`, keeping the expiry index in step.
     fn store(&mut self, key: &[u8], state: &NewState<'_>, vs: Versionstamp) -> Result<()> {
-        let mut old_expiry = 0;
-        let mut replaced = |old: &[u8]| {
-            old_expiry = Envelope::parse(old).map_or(0, |e| e.expires_at_ms);
-        };
-        let new_expiry = match state {
+        match state {
             NewState::Put {
                 encoding,
                 payload,
@@ -256,22 +252,10 @@ impl<'s> Batch<'s> {
                     *expires_at_ms,
                     payload.bytes(),
                 );
-                if *expires_at_ms != 0 {
-                    self.state.index_expiry(*expires_at_ms, key)?;
-                }
-                self.state.put(key, &self.buf, &mut replaced)?;
-                *expires_at_ms
+                restore(self.state, key, Some(&self.buf))
             }
-            NewState::Deleted => {
-                self.state.remove(key, &mut replaced)?;
-                0
-            }
-        };
-        // An unreadable old envelope leaves its index pair (if any) for cleanup to drop.
-        if old_expiry != 0 && old_expiry != new_expiry {
-            self.state.unindex_expiry(old_expiry, key)?;
+            NewState::Deleted => restore(self.state, key, None),
         }
-        Ok(())
     }
 }
 

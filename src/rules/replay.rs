@@ -1,4 +1,5 @@
-//! Replaying a key's recorded final state (a commit log's frame) onto a [`State`].
+//! Storing a key's final state on a [`State`]: every write of a batch, and every state a
+//! commit log replays, goes through [`restore`].
 
 use super::State;
 use crate::Result;
@@ -28,6 +29,7 @@ pub(crate) fn restore(state: &mut dyn State, key: &[u8], envelope: Option<&[u8]>
             0
         }
     };
+    // An unreadable old envelope leaves its index pair (if any) for cleanup to drop.
     if old_expiry != 0 && old_expiry != new_expiry {
         state.unindex_expiry(old_expiry, key)?;
     }
