@@ -7,11 +7,13 @@ use std::time::Duration;
 /// | setting | after a process crash (`kill -9`) | after a power loss |
 /// |---|---|---|
 /// | `Immediate` (default) | every acknowledged commit is present | every acknowledged commit is present |
-/// | `Buffered { flush_interval }` | commits since the last flush may be lost | commits since the last flush may be lost |
+/// | `Buffered { flush_interval }` | every acknowledged commit is present | commits since the last flush may be lost |
 ///
 /// In every setting the file stays consistent: a crash rolls back to the last durable commit,
 /// never to a partial one, and commits become visible atomically and in order. `Buffered`
-/// flushes at least every `flush_interval` while there are unflushed commits, and on close.
+/// writes each commit to the file's commit log (`<file>-log`) without waiting for the disk,
+/// so the operating system keeps it through a process crash; it flushes (fsyncs the log) at
+/// least every `flush_interval` while there are unflushed commits, and on close.
 /// It needs [`KvBuilder::exclusive`](crate::KvBuilder::exclusive) (shared files always
 /// commit durably, a rule of the storage engine's multi-process mode); in-memory databases
 /// ignore the setting.
@@ -34,8 +36,9 @@ pub enum Durability {
     /// Every commit is fsynced before it is acknowledged.
     #[default]
     Immediate,
-    /// Commits are acknowledged before they are fsynced; a flush makes them durable at
-    /// least every `flush_interval`.
+    /// Commits are acknowledged once written to the commit log, before they are fsynced
+    /// (they survive a process crash); a flush makes them durable at least every
+    /// `flush_interval`.
     Buffered {
         /// Longest time a commit stays unflushed.
         flush_interval: Duration,

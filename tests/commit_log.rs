@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use valkeyrie::{Error, Kv, KvU64, ManualClock, Versionstamp, key};
+use valkeyrie::{Durability, Error, Kv, KvU64, ManualClock, Versionstamp, key};
 
 const ROLE: &str = "VALKEYRIE_LOG_CHILD_DB";
 const SCENARIO: &str = "VALKEYRIE_LOG_CHILD_SCENARIO";
@@ -47,12 +47,16 @@ fn log_child() -> TestResult {
     let mut out = std::io::stdout().lock();
     // Kept open (a drop would close it cleanly) until the parent kills the process.
     let _db = match env::var(SCENARIO)?.as_str() {
-        // `count` commits (or forever if 0), each acknowledged on stdout, then idle.
-        "frames" => {
-            let db = Kv::builder()
-                .exclusive(true)
-                .sweep_interval(None)
-                .open(&path)?;
+        // `count` commits (or forever if 0), each acknowledged on stdout, then idle;
+        // "buffered": with `Durability::Buffered` and a flush interval no run reaches.
+        scenario @ ("frames" | "buffered") => {
+            let mut builder = Kv::builder().exclusive(true).sweep_interval(None);
+            if scenario == "buffered" {
+                builder = builder.durability(Durability::Buffered {
+                    flush_interval: Duration::from_secs(3600),
+                });
+            }
+            let db = builder.open(&path)?;
             let start = db.get::<KvU64>(&key!["gen"])?.map_or(0, |e| e.value.0);
             let mut generation = start;
             while count == 0 || generation < start + count {
@@ -177,11 +181,23 @@ fn assert_generations(db: &Kv, acked: &[(u64, Versionstamp)]) -> TestResult {
 
 #[test]
 fn acknowledged_commits_survive_kill_9_during_writes() -> TestResult {
+    kill_9_during_writes("frames")
+}
+
+#[test]
+fn acknowledged_buffered_commits_survive_kill_9_during_writes() -> TestResult {
+    // Never flushed (the interval is an hour): the unsynced log in the page cache holds them.
+    kill_9_during_writes("buffered")
+}
+
+/// Kills children running `scenario` mid-write, eight times; every acknowledged commit must
+/// survive, whole and with its versionstamp.
+fn kill_9_during_writes(scenario: &str) -> TestResult {
     let (_dir, path) = common::temp_path();
     let mut highest: Option<Versionstamp> = None;
     let mut total = 0;
     for cycle in 0..8u64 {
-        let mut child = spawn_child(&path, "frames", 0)?;
+        let mut child = spawn_child(&path, scenario, 0)?;
         let stdout = child.stdout.take().ok_or("child has no stdout")?;
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
@@ -428,17 +444,64 @@ fn a_buffered_open_replays_a_crashed_log_too() -> TestResult {
     let acked = acks(&crash_after(&path, "frames", 4)?);
     let db = Kv::builder()
         .exclusive(true)
-        .durability(valkeyrie::Durability::Buffered {
+        .durability(Durability::Buffered {
             flush_interval: Duration::from_millis(50),
         })
         .open(&path)?;
     assert_generations(&db, &acked)?;
     assert!(!log_of(&path).exists(), "replayed, then deleted");
     db.set(&key!["buffered"], &1)?;
-    assert!(
-        !log_of(&path).exists(),
-        "buffered commits do not use the log"
+    assert!(log_of(&path).exists(), "buffered commits use the log too");
+    db.close()?;
+    assert!(!log_of(&path).exists(), "a clean close deletes it");
+    Ok(())
+}
+
+#[test]
+fn a_buffered_log_ends_at_its_first_damaged_frame() -> TestResult {
+    // Unsynced pages may reach the disk in any order before a power loss, so damage before
+    // valid frames is an unsynced tail, not lost durable commits.
+    let (_dir, path) = common::temp_path();
+    let acked = acks(&crash_after(&path, "buffered", 5)?);
+    assert_eq!(acked.len(), 5);
+    let mut log = std::fs::read(log_of(&path))?;
+    log[2 * 4096 + 50] ^= 0x10;
+    std::fs::write(log_of(&path), &log)?;
+    let db = exclusive(&path)?;
+    assert_generations(&db, &acked[..2])?;
+    for (g, _) in &acked[2..] {
+        assert_eq!(db.get::<u64>(&key!["data", *g])?, None);
+    }
+    assert_eq!(
+        db.get::<KvU64>(&key!["commits"])?.map(|e| e.value.0),
+        Some(2)
     );
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn buffered_commits_before_and_after_a_timed_flush_all_reach_the_file() -> TestResult {
+    let (_dir, path) = common::temp_path();
+    let db = Kv::builder()
+        .exclusive(true)
+        .sweep_interval(None)
+        .durability(Durability::Buffered {
+            flush_interval: Duration::from_millis(20),
+        })
+        .open(&path)?;
+    for i in 0..50u64 {
+        db.set(&key!["k", i], &i)?;
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 50..100u64 {
+        db.set(&key!["k", i], &i)?;
+    }
+    db.close()?;
+    let db = exclusive(&path)?;
+    for i in 0..100u64 {
+        assert_eq!(db.get::<u64>(&key!["k", i])?.map(|e| e.value), Some(i));
+    }
     db.close()?;
     Ok(())
 }

@@ -120,7 +120,7 @@ pub(crate) struct Engine {
     seq_block: Option<parking_lot::Mutex<Option<SeqBlock>>>,
     /// The file, made absolute at open (a later change of directory does not move it).
     path: Option<PathBuf>,
-    /// Exclusive-mode files with `Durability::Immediate`: the commit log every commit goes
+    /// Exclusive-mode files (either durability): the commit log every commit goes
     /// through (see `log`). Taken before redb's writer.
     log: Option<parking_lot::Mutex<log::LogSlot>>,
 }
@@ -228,12 +228,10 @@ impl Engine {
                 .create_with_backend(BoxedBackend(backend))
                 .map_err(storage)?,
         };
-        let logged = file.is_some()
-            && !shared
-            && !opts.create_in_place
-            && opts.durability == Durability::Immediate;
+        let logged = file.is_some() && !shared && !opts.create_in_place;
+        let buffered = opts.durability != Durability::Immediate;
         let engine = Engine {
-            log: logged.then(|| parking_lot::Mutex::new(log::LogSlot::default())),
+            log: logged.then(|| parking_lot::Mutex::new(log::LogSlot::new(buffered))),
             db: RwLock::new(db),
             shared,
             in_memory,
@@ -322,8 +320,12 @@ impl Engine {
         Ok(txn)
     }
 
-    /// Makes every earlier non-durable commit durable (an empty durable commit).
+    /// Makes every earlier non-durable commit durable: fsyncs the commit log, or, without
+    /// one, an empty durable redb commit.
     pub(crate) fn flush(&self) -> Result<()> {
+        if let Some(log) = &self.log {
+            return log.lock().sync();
+        }
         self.begin_write(true)?.commit().map_err(storage)
     }
 

@@ -25,7 +25,7 @@ impl Engine {
         apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
     ) -> Result<(R, Option<u64>)> {
         if let Some(log) = &self.log {
-            return self.write_logged(&mut log.lock(), now_ms, apply);
+            return self.write_logged(&mut log.lock(), durable, now_ms, apply);
         }
         let txn = self.begin_write(durable)?;
         // Private files keep the sequence in memory (see `SeqBlock`); shared ones read it.
@@ -50,10 +50,12 @@ impl Engine {
 
     /// [`Engine::write`] through the commit log: the batch's final key states become one
     /// frame, fsynced before redb commits the same changes without fsync (durable before
-    /// visible). Any failure after the frame may have reached the file poisons the log.
+    /// visible; a buffered log fsyncs only if `durable`, and at flushes). Any failure after
+    /// the frame may have reached the file poisons the log.
     fn write_logged<R>(
         &self,
         slot: &mut LogSlot,
+        durable: bool,
         now_ms: u64,
         apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
     ) -> Result<(R, Option<u64>)> {
@@ -72,7 +74,7 @@ impl Engine {
             txn.abort().map_err(storage)?;
             return Ok((result, None));
         };
-        if let Err(e) = slot.append(block.last) {
+        if let Err(e) = slot.append(block.last, durable) {
             // Not visible (redb never commits it), but it may be durable: no later commit
             // may reuse its sequence or follow it in the log.
             slot.poison(&e);

@@ -114,10 +114,17 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 
 /// The valid frames of generation `epoch` at the start of `bytes` (the log `path`), in
 /// order. The first position holding no valid frame ends the log: a torn tail, never
-/// acknowledged. If a valid frame of the generation with a larger sequence lies beyond that
-/// position, the damaged frame was durable once (each frame is fsynced before the next is
-/// written): `Error::Corrupted`, naming the file and offset.
-pub(crate) fn scan<'a>(bytes: &'a [u8], epoch: u64, path: &Path) -> Result<Vec<Frame<'a>>> {
+/// acknowledged. `strict` (each frame was fsynced before the next was written): if a valid
+/// frame of the generation with a larger sequence lies beyond that position, the damaged
+/// frame was durable once: `Error::Corrupted`, naming the file and offset. Not `strict`
+/// (frames written without fsync, whose pages may reach the disk in any order): everything
+/// from the first damaged frame on is the unsynced tail.
+pub(crate) fn scan<'a>(
+    bytes: &'a [u8],
+    epoch: u64,
+    path: &Path,
+    strict: bool,
+) -> Result<Vec<Frame<'a>>> {
     let mut frames: Vec<Frame<'a>> = Vec::new();
     let mut offset = 0;
     while let Some(frame) = decode(bytes, offset, epoch) {
@@ -126,6 +133,9 @@ pub(crate) fn scan<'a>(bytes: &'a [u8], epoch: u64, path: &Path) -> Result<Vec<F
         }
         offset = (offset + HEADER + frame.payload.len()).next_multiple_of(ALIGN);
         frames.push(frame);
+    }
+    if !strict {
+        return Ok(frames);
     }
     let last_seq = frames.last().map_or(0, |f| f.seq);
     let mut later = offset + ALIGN;
@@ -205,7 +215,7 @@ mod tests {
     fn frames_round_trip_with_their_records() {
         let log = log_of(&[(7, 1, payload(b"a")), (7, 2, payload(b"b"))]);
         let path = Path::new("x-log");
-        let frames = scan(&log, 7, path).unwrap();
+        let frames = scan(&log, 7, path, true).unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[1].offset, ALIGN);
         assert_eq!(
@@ -222,13 +232,13 @@ mod tests {
     fn another_generation_and_a_torn_tail_end_the_log() {
         let path = Path::new("x-log");
         let log = log_of(&[(7, 1, payload(b"a")), (6, 2, payload(b"b"))]);
-        assert_eq!(scan(&log, 7, path).unwrap().len(), 1);
+        assert_eq!(scan(&log, 7, path, true).unwrap().len(), 1);
         let mut torn = log_of(&[(7, 1, payload(b"a")), (7, 2, payload(b"b"))]);
         torn.truncate(ALIGN + 20);
-        assert_eq!(scan(&torn, 7, path).unwrap().len(), 1);
+        assert_eq!(scan(&torn, 7, path, true).unwrap().len(), 1);
         let mut garbage = log_of(&[(7, 1, payload(b"a"))]);
         garbage.extend_from_slice(&[0xAB; 5000]);
-        assert_eq!(scan(&garbage, 7, path).unwrap().len(), 1);
+        assert_eq!(scan(&garbage, 7, path, true).unwrap().len(), 1);
     }
 
     #[test]
@@ -240,10 +250,24 @@ mod tests {
             (7, 3, payload(b"c")),
         ]);
         log[ALIGN + 40] ^= 1;
-        let err = scan(&log, 7, path).unwrap_err();
+        let err = scan(&log, 7, path, true).unwrap_err();
         assert!(
             matches!(&err, Error::Corrupted(m) if m.contains("offset 4096")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_unsynced_log_ends_at_its_first_damaged_frame() {
+        let path = Path::new("x-log");
+        let mut log = log_of(&[
+            (7, 1, payload(b"a")),
+            (7, 2, payload(b"b")),
+            (7, 3, payload(b"c")),
+        ]);
+        log[ALIGN + 40] ^= 1;
+        let frames = scan(&log, 7, path, false).unwrap();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].seq, 1);
     }
 }

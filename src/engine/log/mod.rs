@@ -1,8 +1,9 @@
-//! The commit log of an exclusive-mode file with `Durability::Immediate` (DESIGN.md,
-//! "Commit log (exclusive mode)").
+//! The commit log of an exclusive-mode file (DESIGN.md, "Commit log (exclusive mode)").
 //!
 //! Each commit is one frame appended to `<db>-log` and fsynced before redb commits the same
-//! changes without fsync, so a commit is durable before it is visible. redb is the
+//! changes without fsync, so a commit is durable before it is visible. With
+//! `Durability::Buffered` the frame is appended without fsync and the log is fsynced every
+//! flush interval, so a process crash loses nothing and a power loss at most an interval. redb is the
 //! checkpoint store: a durable redb commit that starts a new log generation (META
 //! `log_epoch`) every [`CHECKPOINT_BYTES`] of log, before maintenance, and at close. While a
 //! log may hold commits redb lacks, META `format_version` is [`LOG_FORMAT`], which older
@@ -57,6 +58,8 @@ pub(crate) struct LogSlot {
     active: Option<ActiveLog>,
     /// Why the log refuses writes until reopen (a failed append, fsync or checkpoint).
     poisoned: Option<String>,
+    /// `Durability::Buffered`: appends are fsynced by [`LogSlot::sync`], not one by one.
+    buffered: bool,
     /// The payload of the commit in progress (reused).
     pub(crate) payload: Vec<u8>,
 }
@@ -71,11 +74,22 @@ struct ActiveLog {
     end: u64,
     /// Bytes of the file allocated so far.
     allocated: u64,
+    /// Frames were appended since the last fsync (buffered appends).
+    unsynced: bool,
     /// The frame being written (reused).
     frame: Vec<u8>,
 }
 
 impl LogSlot {
+    /// The slot of a handle; `buffered`: [`LogSlot::append`] may leave frames to
+    /// [`LogSlot::sync`].
+    pub(crate) fn new(buffered: bool) -> LogSlot {
+        LogSlot {
+            buffered,
+            ..LogSlot::default()
+        }
+    }
+
     /// Refuses writes after a failure.
     pub(crate) fn check(&self) -> Result<()> {
         match &self.poisoned {
@@ -95,8 +109,10 @@ impl LogSlot {
         self.active.is_some()
     }
 
-    /// Appends `self.payload` as the frame of commit `seq` and fsyncs it.
-    pub(crate) fn append(&mut self, seq: u64) -> Result<()> {
+    /// Appends `self.payload` as the frame of commit `seq`; fsyncs it (and every frame
+    /// before it) if `sync` or if the slot is not buffered.
+    pub(crate) fn append(&mut self, seq: u64, sync: bool) -> Result<()> {
+        let sync = sync || !self.buffered;
         let log = self
             .active
             .as_mut()
@@ -110,13 +126,22 @@ impl LogSlot {
             log.allocated = grown;
         }
         write_at(&log.file, log.end, &log.frame)?;
-        #[cfg(feature = "__internal_testing")]
-        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::other("injected commit-log fsync failure").into());
-        }
-        log.file.sync_data()?;
         log.end = end;
+        log.unsynced = true;
+        if sync {
+            log.sync()?;
+        }
         Ok(())
+    }
+
+    /// Fsyncs the frames appended without fsync, if any (a buffered flush). A failure
+    /// poisons the log (the kernel may have dropped the unwritten pages).
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.check()?;
+        let Some(log) = self.active.as_mut().filter(|log| log.unsynced) else {
+            return Ok(());
+        };
+        log.sync().inspect_err(|e| self.poison(e))
     }
 
     /// Whether the log has grown enough to checkpoint.
@@ -124,6 +149,18 @@ impl LogSlot {
         self.active
             .as_ref()
             .is_some_and(|log| log.end >= CHECKPOINT_BYTES)
+    }
+}
+
+impl ActiveLog {
+    fn sync(&mut self) -> Result<()> {
+        #[cfg(feature = "__internal_testing")]
+        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected commit-log fsync failure").into());
+        }
+        self.file.sync_data()?;
+        self.unsynced = false;
+        Ok(())
     }
 }
 
@@ -149,8 +186,16 @@ fn write_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A fresh random log generation.
-fn new_epoch(old: u64) -> u64 {
+/// Whether generation `epoch`'s frames were each fsynced before the next was written, so
+/// damage before a valid frame means a durable frame was lost (see [`frame::scan`]).
+/// Buffered handles use odd generations, whose unsynced pages may reach the disk in any
+/// order.
+fn synced_in_order(epoch: u64) -> bool {
+    epoch & 1 == 0
+}
+
+/// A fresh random log generation, odd for a `buffered` handle's log.
+fn new_epoch(old: u64, buffered: bool) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -161,9 +206,13 @@ fn new_epoch(old: u64) -> u64 {
     seed[16..24].copy_from_slice(&old.to_le_bytes());
     seed[24..28].copy_from_slice(&std::process::id().to_le_bytes());
     seed[28..36].copy_from_slice(&calls.to_le_bytes());
+    let parity = u64::from(buffered);
     // Never equal to the old one, and never 0 (0 reads as "no generation").
-    match xxhash_rust::xxh3::xxh3_64(&seed) {
-        e if e == old || e == 0 => old.wrapping_add(1).max(1),
+    match xxhash_rust::xxh3::xxh3_64(&seed) & !1 | parity {
+        e if e == old || e == 0 => match old.wrapping_add(2) & !1 | parity {
+            0 => 2,
+            e => e,
+        },
         e => e,
     }
 }
@@ -209,7 +258,7 @@ impl Engine {
             sync_parent(&path)?;
         }
         let allocated = file.metadata()?.len();
-        let epoch = new_epoch(self.stored_epoch()?);
+        let epoch = new_epoch(self.stored_epoch()?, slot.buffered);
         self.commit_checkpoint(Some(epoch))?;
         slot.active = Some(ActiveLog {
             file,
@@ -217,6 +266,7 @@ impl Engine {
             epoch,
             end: 0,
             allocated,
+            unsynced: false,
             frame: Vec::new(),
         });
         Ok(())
@@ -228,11 +278,13 @@ impl Engine {
         let Some(log) = slot.active.as_mut() else {
             return Ok(());
         };
-        let epoch = new_epoch(log.epoch);
+        let epoch = new_epoch(log.epoch, slot.buffered);
         match self.commit_checkpoint(Some(epoch)) {
             Ok(()) => {
                 log.epoch = epoch;
                 log.end = 0;
+                // Everything is durable in redb; the old generation's frames are not needed.
+                log.unsynced = false;
                 Ok(())
             }
             Err(e) => {
@@ -285,7 +337,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        let frames = scan(&bytes, epoch, &path)?;
+        let frames = scan(&bytes, epoch, &path, synced_in_order(epoch))?;
         let mut parsed = Vec::with_capacity(frames.len());
         for frame in &frames {
             parsed.push((frame.seq, records(frame, &path)?));
