@@ -111,6 +111,39 @@ impl AtomicOperation {
         self.push_set(key, value, Some(expire_in))
     }
 
+    /// Sets `key` to `bytes` as they are, bypassing the codec (as [`Kv::set_bytes`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let outcome = db.atomic().set_bytes(&key!["blob"], b"\x00raw").sum(&key!["blobs"], 1).commit()?;
+    /// assert!(outcome.is_committed());
+    /// assert_eq!(db.get_bytes(&key!["blob"])?.unwrap().value, b"\x00raw");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_bytes(self, key: &Key, bytes: &[u8]) -> Self {
+        self.push_encoded(key, raw(bytes), None)
+    }
+
+    /// Sets `key` to `bytes` as they are, expiring `expire_in` after the commit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let op = db.atomic().set_bytes_expiring(&key!["otp"], b"123456", Duration::from_secs(30));
+    /// assert!(op.commit()?.is_committed());
+    /// assert_eq!(db.get_bytes(&key!["otp"])?.unwrap().value, b"123456");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_bytes_expiring(self, key: &Key, bytes: &[u8], expire_in: Duration) -> Self {
+        self.push_encoded(key, raw(bytes), Some(expire_in))
+    }
+
     /// Sets the key `prefix` plus one string part holding the commit's versionstamp in 20
     /// lowercase hex digits (Deno KV's `commitVersionstamp()` keys, byte for byte), so such
     /// keys sort in commit order: an append-only log under `prefix`. The key-size limit
@@ -334,6 +367,14 @@ impl AtomicOperation {
         if self.error.is_none() {
             self.error = Some(err);
         }
+    }
+}
+
+/// `bytes` stored as they are (`set_bytes`).
+fn raw(bytes: &[u8]) -> crate::value::Encoded {
+    crate::value::Encoded {
+        encoding: crate::value::Encoding::Bytes,
+        payload: bytes.to_vec(),
     }
 }
 
