@@ -389,6 +389,28 @@ impl Kv {
         }))
     }
 
+    /// Reads what is stored with `key` besides its value: versionstamp, encoding, expiry
+    /// instant and stored length (`None` if absent or expired). It decodes nothing, so it
+    /// works whatever the value's type or codec.
+    ///
+    /// # Examples
+    ///
+    /// See [`EntryMeta`](crate::EntryMeta).
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::get_bytes`].
+    pub fn get_meta(&self, key: &Key) -> Result<Option<crate::EntryMeta>> {
+        let enc = self.limits().encode_point_read_key(key)?;
+        let now = self.now_millis();
+        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
+        let Some(bytes) = raw.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let env = Envelope::parse(&bytes)?;
+        Ok(env.is_live(now).then(|| crate::EntryMeta::of(&env)))
+    }
+
     /// Reads `key`: `None` if it is absent or expired.
     ///
     /// # Examples
