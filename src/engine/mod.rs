@@ -12,6 +12,8 @@ mod write;
 pub use log::LogIo;
 #[cfg(feature = "__internal_testing")]
 pub use log::fail_next_log_sync;
+#[cfg(feature = "__internal_testing")]
+pub use log::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
 use write::SeqBlock;
 
 /// The backend trait a test storage implements, and redb's in-memory backend (fault injection).

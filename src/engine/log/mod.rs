@@ -10,6 +10,8 @@
 
 mod file;
 mod frame;
+#[cfg(feature = "__internal_testing")]
+mod probe;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +22,8 @@ pub use self::file::LogIo;
 pub(crate) use self::file::LogPlace;
 use self::frame::{Record, encode, records, scan};
 pub(crate) use self::frame::{record_clear, record_delete, record_put};
+#[cfg(feature = "__internal_testing")]
+pub use self::probe::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
 use super::Engine;
 use super::errors::storage;
 use super::tables::{DATA, EXPIRY, FORMAT_VERSION, LOG_EPOCH, LOG_FORMAT, META, PLAIN_FORMAT, SEQ};
