@@ -19,7 +19,9 @@
 //! and commits `check(head, versionstamp)` + `set(head, n)` + `set(["events", stream, n], event)`
 //! in one atomic, so sequence numbers are dense and follow commit order, whatever the clocks say.
 //! `append_expected` fails with a conflict if the stream moved since the caller's read, and a
-//! snapshot stores the version it includes; replay lists from `version + 1`.
+//! snapshot stores the version it includes; replay lists from `version + 1`. Every commit also
+//! writes one entry to a feed across streams with `set_versionstamped`, which lists in commit
+//! order.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
@@ -45,6 +47,14 @@ struct Recorded<E> {
 struct Snapshot<S> {
     version: u64,
     state: S,
+}
+
+/// One commit in the feed of every stream: which stream, which sequence numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FeedEntry {
+    stream: String,
+    first: u64,
+    last: u64,
 }
 
 /// The stream moved since the caller read it.
@@ -116,6 +126,16 @@ impl EventStore {
             };
             op = op.set(&Self::event_key(stream, seq), &record);
         }
+        // One entry per commit in a feed across every stream, keyed by the commit's
+        // versionstamp (Deno KV's `commitVersionstamp()`): it lists in commit order.
+        op = op.set_versionstamped(
+            &key!["feed"],
+            &FeedEntry {
+                stream: stream.to_owned(),
+                first: expected + 1,
+                last,
+            },
+        );
         Ok(match op.commit()? {
             outcome if outcome.is_committed() => Ok(last),
             _ => Err(Conflict {
@@ -236,6 +256,7 @@ fn main() -> Result {
     concurrent_appends(&store)?;
     expected_version(&store)?;
     snapshots(&store)?;
+    feed(&store)?;
 
     db.close()?;
     println!("\nall checks passed in {:.2?}", started.elapsed());
@@ -380,6 +401,46 @@ fn snapshots(store: &EventStore) -> Result {
         from_snapshot.balance,
         full.balance - 5,
         "snapshot + tail = full replay"
+    );
+    Ok(())
+}
+
+/// The feed of every stream lists commits in commit order: each entry's key ends in its
+/// commit's versionstamp, and consecutive entries of one stream continue its sequence.
+fn feed(store: &EventStore) -> Result {
+    println!("\n== A feed across streams, keyed by versionstamp");
+    store.append("orders", &AccountEvent::Deposited { amount: 1, by: 0 })?;
+    store.append("refunds", &AccountEvent::Withdrew { amount: 1 })?;
+    store.append("orders", &AccountEvent::Deposited { amount: 2, by: 0 })?;
+    let entries: Vec<(Key, FeedEntry)> = store
+        .db
+        .list::<FeedEntry>(Selector::prefix(key!["feed"]), ListOptions::default())?
+        .map(|e| e.map(|e| (e.key, e.value)))
+        .collect::<valkeyrie::Result<_>>()?;
+    let tail: Vec<&str> = entries
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|(_, e)| e.stream.as_str())
+        .collect();
+    println!("last three commits: {tail:?}");
+    assert_eq!(tail, ["orders", "refunds", "orders"]);
+    let mut next: BTreeMap<&str, u64> = BTreeMap::new();
+    for (key, entry) in &entries {
+        let stamp = key
+            .parts()
+            .last()
+            .ok_or("a feed key has a versionstamp part")?;
+        assert!(matches!(stamp, valkeyrie::KeyPart::String(s) if s.len() == 20));
+        if let Some(expected) = next.get(entry.stream.as_str()) {
+            assert_eq!(entry.first, *expected, "a stream's commits appear in order");
+        }
+        next.insert(&entry.stream, entry.last + 1);
+    }
+    println!(
+        "{} commits in the feed, each stream's in sequence order",
+        entries.len()
     );
     Ok(())
 }

@@ -427,7 +427,20 @@ impl KvBuilder {
     #[doc(hidden)]
     pub fn open_with_backend(self, backend: impl crate::engine::StorageBackend) -> Result<Kv> {
         self.exclusive(true)
-            .start(Storage::Backend(Box::new(backend)), None)
+            .start(Storage::Backend(Box::new(backend), None), None)
+    }
+
+    /// Opens a database on a caller-supplied storage backend, in exclusive mode, whose
+    /// commits go through a commit log kept in `log` (power-loss tests). Not public API.
+    #[cfg(feature = "__internal_testing")]
+    #[doc(hidden)]
+    pub fn open_with_backends(
+        self,
+        backend: impl crate::engine::StorageBackend,
+        log: std::sync::Arc<dyn crate::engine::LogIo>,
+    ) -> Result<Kv> {
+        self.exclusive(true)
+            .start(Storage::Backend(Box::new(backend), Some(log)), None)
     }
 
     fn start(self, storage: Storage, path: Option<std::path::PathBuf>) -> Result<Kv> {

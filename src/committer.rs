@@ -11,7 +11,9 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::engine::Engine;
-use crate::rules::{Batch, CommitOutcome, MAX_BATCH_OPS, Mutation, Prepared};
+use crate::rules::{
+    Batch, CommitOutcome, MAX_BATCH_OPS, Mutation, MutationKind, Prepared, versionstamped_key,
+};
 use crate::watch::Notifier;
 use crate::{Clock, Error, Result, Versionstamp};
 
@@ -311,10 +313,12 @@ fn after_flush(flushed: bool, now: Instant, interval: Option<Duration>) -> Optio
 /// Tells watchers which keys the committed requests touched.
 fn notify(notifier: &Notifier, applied: &[Applied]) {
     let mut keys: Vec<&[u8]> = Vec::new();
+    // Versionstamped keys exist only once committed.
+    let mut completed: Vec<Vec<u8>> = Vec::new();
     for done in applied {
-        let mutations = match done {
-            Applied::Atomic(op, _, Ok(CommitOutcome::Committed(_))) => &op.mutations,
-            Applied::Write(mutations, _, Ok(_)) => mutations,
+        let (mutations, vs) = match done {
+            Applied::Atomic(op, _, Ok(CommitOutcome::Committed(vs))) => (&op.mutations, *vs),
+            Applied::Write(mutations, _, Ok(vs)) => (mutations, *vs),
             Applied::Cleanup(_, deleted) => {
                 keys.extend(deleted.iter().map(Vec::as_slice));
                 continue;
@@ -322,8 +326,17 @@ fn notify(notifier: &Notifier, applied: &[Applied]) {
             Applied::Clear(_) => return notifier.notify_all(false),
             Applied::Atomic(..) | Applied::Write(..) => continue,
         };
-        keys.extend(mutations.iter().map(|m| m.key.as_slice()));
+        for m in mutations {
+            match m.kind {
+                MutationKind::Set {
+                    versionstamped: true,
+                    ..
+                } => completed.push(versionstamped_key(&m.key, vs)),
+                _ => keys.push(&m.key),
+            }
+        }
     }
+    keys.extend(completed.iter().map(Vec::as_slice));
     notifier.notify_keys(keys);
 }
 

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use crate::value::{Envelope, encode_value};
 use crate::{Codec, Entry, Key, Limits, Result, Selector, Versionstamp};
 
-pub use crate::engine::{InMemoryBackend, StorageBackend, fail_next_log_sync};
+pub use crate::engine::{InMemoryBackend, LogIo, StorageBackend, fail_next_log_sync};
+pub use crate::engine::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
 pub use crate::list::cursor::{apply_cursor, encode_cursor};
 pub use crate::list::selector::Bounds;
 

@@ -18,7 +18,7 @@ use crate::expiry::{self, spawn_sweeper};
 use crate::rules::Mutation;
 use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
-use crate::value::{Codec, Encoded, Encoding, Envelope};
+use crate::value::{Codec, Envelope};
 use crate::watch::{Interest, Notifier, SubState, spawn_poller};
 use crate::{
     Clock, Entry, Error, Key, KvBuilder, Limits, ListIter, ListOptions, Result, Selector, Stats,
@@ -331,12 +331,36 @@ impl Kv {
     ///
     /// As [`Kv::set`].
     pub fn set_bytes(&self, key: &Key, bytes: &[u8]) -> Result<Versionstamp> {
-        let enc = Encoded {
-            encoding: Encoding::Bytes,
-            payload: bytes.to_vec(),
-        };
+        self.atomic().set_bytes(key, bytes).commit_unchecked()
+    }
+
+    /// Stores `bytes` as they are, expiring `expire_in` after the commit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv, ManualClock};
+    /// let clock = ManualClock::new(1_000);
+    /// let db = Kv::builder().clock(clock.clone()).open_in_memory()?;
+    /// db.set_bytes_expiring(&key!["nonce"], b"\x01\x02", Duration::from_secs(5))?;
+    /// assert!(db.get_bytes(&key!["nonce"])?.is_some());
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(db.get_bytes(&key!["nonce"])?.is_none());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::set_expiring`].
+    pub fn set_bytes_expiring(
+        &self,
+        key: &Key,
+        bytes: &[u8],
+        expire_in: Duration,
+    ) -> Result<Versionstamp> {
         self.atomic()
-            .push_encoded(key, enc, None)
+            .set_bytes_expiring(key, bytes, expire_in)
             .commit_unchecked()
     }
 
@@ -363,6 +387,28 @@ impl Kv {
             value: env.payload.to_vec(),
             versionstamp: env.versionstamp,
         }))
+    }
+
+    /// Reads what is stored with `key` besides its value: versionstamp, encoding, expiry
+    /// instant and stored length (`None` if absent or expired). It decodes nothing, so it
+    /// works whatever the value's type or codec.
+    ///
+    /// # Examples
+    ///
+    /// See [`EntryMeta`](crate::EntryMeta).
+    ///
+    /// # Errors
+    ///
+    /// As [`Kv::get_bytes`].
+    pub fn get_meta(&self, key: &Key) -> Result<Option<crate::EntryMeta>> {
+        let enc = self.limits().encode_point_read_key(key)?;
+        let now = self.now_millis();
+        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
+        let Some(bytes) = raw.into_iter().next().flatten() else {
+            return Ok(None);
+        };
+        let env = Envelope::parse(&bytes)?;
+        Ok(env.is_live(now).then(|| crate::EntryMeta::of(&env)))
     }
 
     /// Reads `key`: `None` if it is absent or expired.

@@ -68,7 +68,7 @@ pub use atomic::AtomicOperation;
 pub use builder::{DEFAULT_CACHE_SIZE_BYTES, DEFAULT_LOCK_TIMEOUT, KvBuilder};
 pub use consistency::{Consistency, DEFAULT_MAX_STALENESS};
 pub use durability::Durability;
-pub use entry::Entry;
+pub use entry::{Entry, EntryMeta};
 pub use error::{Error, Result};
 pub use import::{ImportOptions, ImportReport, OnError};
 pub use key::{Key, KeyDecodeError, KeyPart};
@@ -79,7 +79,9 @@ pub use rules::{CheckFailure, CommitOutcome, FailedCheck};
 pub use schema::{Issue, Pattern, PatternPart};
 pub use stats::Stats;
 pub use time::{Clock, ManualClock, SystemClock};
-pub use value::{Codec, CodecError, KvU64, Value, ValueCodec, check_value_codec, register_codec};
+pub use value::{
+    Codec, CodecError, Encoding, KvU64, Value, ValueCodec, check_value_codec, register_codec,
+};
 pub use versionstamp::Versionstamp;
 pub use watch::{PrefixWatch, Watch};
 

@@ -295,3 +295,44 @@ fn check_only_atomic_commits_without_writing() -> TestResult {
     assert_eq!(db.stats()?.entries, 1);
     Ok(())
 }
+
+#[test]
+fn raw_bytes_commit_with_their_atomic_operation_or_not_at_all() -> valkeyrie::Result<()> {
+    let (db, clock) = common::mem_db_with_clock();
+    let lock = db.set(&key!["lock"], &1)?;
+    let failed = db
+        .atomic()
+        .check(&key!["lock"], None)
+        .set_bytes(&key!["raw"], b"\x00never")
+        .commit()?;
+    assert!(!failed.is_committed());
+    assert!(db.get_bytes(&key!["raw"])?.is_none());
+    let outcome = db
+        .atomic()
+        .check(&key!["lock"], Some(lock))
+        .set_bytes(&key!["raw"], b"\x00kept")
+        .set_bytes_expiring(&key!["otp"], b"123", Duration::from_millis(10))
+        .commit()?;
+    let vs = outcome.versionstamp().expect("committed");
+    let raw = db.get_bytes(&key!["raw"])?.expect("stored");
+    assert_eq!(
+        (raw.value.as_slice(), raw.versionstamp),
+        (&b"\x00kept"[..], vs)
+    );
+    assert_eq!(
+        db.get_bytes(&key!["otp"])?.map(|e| e.versionstamp),
+        Some(vs)
+    );
+    clock.advance(Duration::from_millis(10));
+    assert!(
+        db.get_bytes(&key!["otp"])?.is_none(),
+        "expired with its instant"
+    );
+    assert!(db.get_bytes(&key!["raw"])?.is_some());
+    let single = db.set_bytes_expiring(&key!["otp"], b"456", Duration::from_secs(1))?;
+    assert_eq!(
+        db.get_bytes(&key!["otp"])?.map(|e| e.versionstamp),
+        Some(single)
+    );
+    Ok(())
+}

@@ -299,3 +299,33 @@ fn a_million_items_import_with_bounded_memory() -> TestResult {
     assert!(growth_mib < 100, "peak RSS grew by {growth_mib} MiB");
     Ok(())
 }
+
+#[test]
+fn with_keys_stores_each_item_at_its_whole_key_and_refuses_a_bad_one() -> valkeyrie::Result<()> {
+    let db = Kv::open_in_memory()?;
+    let items: Vec<(Vec<&str>, u32)> = vec![
+        (vec!["a"], 1),
+        (vec!["b", "c", "d"], 2),
+        (vec![], 3), // the empty key
+        (vec!["e", "f"], 4),
+    ];
+    let options = ImportOptions::with_keys(|(path, _): &(Vec<&str>, u32)| {
+        path.iter().map(|p| valkeyrie::KeyPart::from(*p)).collect()
+    })
+    .on_error(OnError::Continue);
+    let report = db.import(items, options)?;
+    assert_eq!(report.imported, 3);
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        matches!(report.failed[0], (2, Error::EmptyKey)),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(
+        db.get::<(Vec<String>, u32)>(&key!["b", "c", "d"])?
+            .map(|e| e.value.1),
+        Some(2)
+    );
+    assert!(db.get::<(Vec<String>, u32)>(&key!["e", "f"])?.is_some());
+    Ok(())
+}

@@ -290,3 +290,48 @@ fn decoding_as_the_wrong_type_is_a_decode_error_naming_both_types() -> TestResul
     assert_eq!(read::<String>(&db, &key!["s"])?, "hello");
     Ok(())
 }
+
+#[test]
+fn get_meta_reports_encoding_expiry_and_stamp_without_decoding() -> valkeyrie::Result<()> {
+    use std::time::{Duration, UNIX_EPOCH};
+    use valkeyrie::{Encoding, ManualClock};
+    let clock = ManualClock::new(5_000);
+    let db = Kv::builder().clock(clock.clone()).open_in_memory()?;
+    let plain = db.set(&key!["plain"], "hello")?;
+    db.set(&key!["n"], &valkeyrie::KvU64(7))?;
+    db.set_bytes_expiring(&key!["raw"], b"abc", Duration::from_secs(2))?;
+    let meta = db.get_meta(&key!["plain"])?.expect("stored");
+    assert_eq!(
+        (meta.versionstamp, meta.encoding, meta.expires_at),
+        (plain, Encoding::MessagePack, None)
+    );
+    assert_eq!(
+        db.get_meta(&key!["n"])?.map(|m| (m.encoding, m.stored_len)),
+        Some((Encoding::U64, 8))
+    );
+    let raw = db.get_meta(&key!["raw"])?.expect("stored");
+    assert_eq!(raw.encoding, Encoding::Bytes);
+    assert_eq!(raw.stored_len, 3);
+    assert_eq!(
+        raw.expires_at,
+        Some(UNIX_EPOCH + Duration::from_millis(7_000))
+    );
+    assert!(db.get_meta(&key!["missing"])?.is_none());
+    clock.advance(Duration::from_secs(2));
+    assert!(
+        db.get_meta(&key!["raw"])?.is_none(),
+        "expired entries have no meta"
+    );
+    #[cfg(feature = "json")]
+    {
+        let json = Kv::builder()
+            .codec(valkeyrie::Codec::Json)
+            .open_in_memory()?;
+        json.set(&key!["j"], &[1, 2])?;
+        assert_eq!(
+            json.get_meta(&key!["j"])?.map(|m| m.encoding),
+            Some(Encoding::Json)
+        );
+    }
+    Ok(())
+}

@@ -111,6 +111,73 @@ impl AtomicOperation {
         self.push_set(key, value, Some(expire_in))
     }
 
+    /// Sets `key` to `bytes` as they are, bypassing the codec (as [`Kv::set_bytes`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let outcome = db.atomic().set_bytes(&key!["blob"], b"\x00raw").sum(&key!["blobs"], 1).commit()?;
+    /// assert!(outcome.is_committed());
+    /// assert_eq!(db.get_bytes(&key!["blob"])?.unwrap().value, b"\x00raw");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_bytes(self, key: &Key, bytes: &[u8]) -> Self {
+        self.push_encoded(key, raw(bytes), None)
+    }
+
+    /// Sets `key` to `bytes` as they are, expiring `expire_in` after the commit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let op = db.atomic().set_bytes_expiring(&key!["otp"], b"123456", Duration::from_secs(30));
+    /// assert!(op.commit()?.is_committed());
+    /// assert_eq!(db.get_bytes(&key!["otp"])?.unwrap().value, b"123456");
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_bytes_expiring(self, key: &Key, bytes: &[u8], expire_in: Duration) -> Self {
+        self.push_encoded(key, raw(bytes), Some(expire_in))
+    }
+
+    /// Sets the key `prefix` plus one string part holding the commit's versionstamp in 20
+    /// lowercase hex digits (Deno KV's `commitVersionstamp()` keys, byte for byte), so such
+    /// keys sort in commit order: an append-only log under `prefix`. The key-size limit
+    /// applies to the prefix (the part adds 22 encoded bytes); the prefix may be empty. The
+    /// final key is known once committed: `prefix` plus the outcome's versionstamp.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, Kv, ListOptions, Selector};
+    /// let db = Kv::open_in_memory()?;
+    /// let first = db.atomic().set_versionstamped(&key!["log"], "created").commit()?;
+    /// let second = db.atomic().set_versionstamped(&key!["log"], "renamed").commit()?;
+    /// let vs = first.versionstamp().unwrap();
+    /// let entry = db.get::<String>(&key!["log", vs.to_string()])?.unwrap();
+    /// assert_eq!(entry.value, "created");
+    /// let events: Vec<String> = db
+    ///     .list::<String>(Selector::prefix(key!["log"]), ListOptions::default())?
+    ///     .map(|e| e.map(|e| e.value))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(events, ["created", "renamed"]);
+    /// assert!(second.versionstamp() > first.versionstamp());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn set_versionstamped<V: Serialize + ?Sized>(mut self, prefix: &Key, value: &V) -> Self {
+        let mutation = encode_value(self.kv.codec(), value)
+            .and_then(|enc| prepare_versionstamped_set(&self.kv, prefix, enc));
+        match mutation {
+            Ok(mutation) => self.mutations.push(mutation),
+            Err(e) => self.remember(e),
+        }
+        self
+    }
+
     /// Deletes `key` (a missing key is fine).
     ///
     /// # Examples
@@ -303,6 +370,14 @@ impl AtomicOperation {
     }
 }
 
+/// `bytes` stored as they are (`set_bytes`).
+fn raw(bytes: &[u8]) -> crate::value::Encoded {
+    crate::value::Encoded {
+        encoding: crate::value::Encoding::Bytes,
+        payload: bytes.to_vec(),
+    }
+}
+
 /// Validates a `set` of an encoded value (key, schema, expiry) and turns it into a mutation.
 pub(crate) fn prepare_set(
     kv: &Kv,
@@ -324,6 +399,33 @@ pub(crate) fn prepare_set(
             encoding: enc.encoding,
             payload: enc.payload,
             expire_in_ms,
+            versionstamped: false,
+        },
+    })
+}
+
+/// Validates a `set_versionstamped` (the prefix's size, and the schema of a key under the
+/// prefix) and turns it into a mutation whose key the commit completes.
+fn prepare_versionstamped_set(
+    kv: &Kv,
+    prefix: &Key,
+    enc: crate::value::Encoded,
+) -> Result<Mutation> {
+    let encoded_prefix = if prefix.is_empty() {
+        Vec::new()
+    } else {
+        kv.limits().encode_write_key(prefix)?
+    };
+    // Schemas match the key as it will be: the prefix and a versionstamp string.
+    let example = prefix.clone().with(Versionstamp::default().to_string());
+    kv.schemas().validate(&example, &enc)?;
+    Ok(Mutation {
+        key: encoded_prefix,
+        kind: MutationKind::Set {
+            encoding: enc.encoding,
+            payload: enc.payload,
+            expire_in_ms: None,
+            versionstamped: true,
         },
     })
 }

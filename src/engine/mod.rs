@@ -9,8 +9,11 @@ mod snapshot;
 mod tables;
 mod write;
 
+pub use log::LogIo;
 #[cfg(feature = "__internal_testing")]
 pub use log::fail_next_log_sync;
+#[cfg(feature = "__internal_testing")]
+pub use log::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
 use write::SeqBlock;
 
 /// The backend trait a test storage implements, and redb's in-memory backend (fault injection).
@@ -38,9 +41,13 @@ const LOCK_RETRY_MAX_SLEEP: Duration = Duration::from_micros(200);
 pub(crate) enum Storage {
     File(PathBuf),
     Memory,
-    /// A caller-supplied redb backend (fault-injection tests); exclusive mode only.
+    /// A caller-supplied redb backend (fault-injection tests); exclusive mode only. With a
+    /// log store, commits go through a commit log there, as an exclusive file's do.
     #[cfg(feature = "__internal_testing")]
-    Backend(Box<dyn redb::StorageBackend>),
+    Backend(
+        Box<dyn redb::StorageBackend>,
+        Option<std::sync::Arc<dyn log::LogIo>>,
+    ),
 }
 
 impl std::fmt::Debug for Storage {
@@ -49,7 +56,7 @@ impl std::fmt::Debug for Storage {
             Storage::File(p) => f.debug_tuple("File").field(p).finish(),
             Storage::Memory => f.write_str("Memory"),
             #[cfg(feature = "__internal_testing")]
-            Storage::Backend(_) => f.write_str("Backend"),
+            Storage::Backend(..) => f.write_str("Backend"),
         }
     }
 }
@@ -123,6 +130,8 @@ pub(crate) struct Engine {
     /// Exclusive-mode files (either durability): the commit log every commit goes
     /// through (see `log`). Taken before redb's writer.
     log: Option<parking_lot::Mutex<log::LogSlot>>,
+    /// Where the commit log lives when not beside the file (tests).
+    custom_log: Option<std::sync::Arc<dyn log::LogIo>>,
 }
 
 impl EngineOptions {
@@ -203,6 +212,8 @@ impl Engine {
             _ => "the in-memory database".to_owned(),
         };
         let mut file = None;
+        #[cfg_attr(not(feature = "__internal_testing"), allow(unused_mut))]
+        let mut custom_log = None;
         let db = match opts.storage {
             Storage::File(path) => {
                 let path = std::path::absolute(&path)?;
@@ -224,11 +235,14 @@ impl Engine {
                 .create_with_backend(redb::backends::InMemoryBackend::new())
                 .map_err(storage)?,
             #[cfg(feature = "__internal_testing")]
-            Storage::Backend(backend) => builder
-                .create_with_backend(BoxedBackend(backend))
-                .map_err(storage)?,
+            Storage::Backend(backend, log) => {
+                custom_log = log;
+                builder
+                    .create_with_backend(BoxedBackend(backend))
+                    .map_err(storage)?
+            }
         };
-        let logged = file.is_some() && !shared && !opts.create_in_place;
+        let logged = (file.is_some() || custom_log.is_some()) && !shared && !opts.create_in_place;
         let buffered = opts.durability != Durability::Immediate;
         let engine = Engine {
             log: logged.then(|| parking_lot::Mutex::new(log::LogSlot::new(buffered))),
@@ -240,6 +254,7 @@ impl Engine {
             snapshots: SnapshotCache::new(shared, opts.max_staleness),
             seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
             path: file,
+            custom_log,
         };
         let format = engine.init(&name)?;
         if format == LOG_FORMAT && !shared {
@@ -279,6 +294,15 @@ impl Engine {
         }
         txn.commit().map_err(storage)?;
         Ok(PLAIN_FORMAT)
+    }
+
+    /// Where this database's commit log lives, if it can have one.
+    fn log_place(&self) -> Option<log::LogPlace> {
+        match (&self.custom_log, &self.path) {
+            (Some(io), _) => Some(log::LogPlace::Custom(std::sync::Arc::clone(io))),
+            (None, Some(db)) => Some(log::LogPlace::File(log::log_path(db))),
+            (None, None) => None,
+        }
     }
 
     fn begin_read(&self) -> Result<ReadTransaction> {

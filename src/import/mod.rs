@@ -102,7 +102,7 @@ impl Kv {
         limits: &Limits,
         item: &T,
     ) -> Result<Mutation> {
-        let key = options.prefix.clone().with((options.key_of)(item));
+        let key = options.key_of.key(item);
         let encoded = encode_value(self.codec(), item)?;
         let mutation = prepare_set(self, &key, encoded, options.expire_in)?;
         let (key_bytes, total_bytes) = sizes(&mutation);

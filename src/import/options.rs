@@ -31,7 +31,8 @@ pub(crate) type Progress<'a> = Box<dyn FnMut(usize, Option<usize>) + 'a>;
 /// Options for [`Kv::import`](crate::Kv::import): the key of each item, and optionally an
 /// expiry, the error policy, a progress callback and the batch size.
 ///
-/// Item `item` is stored at `prefix` followed by `key_of(&item)`.
+/// Item `item` is stored at `prefix` followed by `key_of(&item)` ([`ImportOptions::new`]),
+/// or at a whole key of its own ([`ImportOptions::with_keys`]).
 ///
 /// # Examples
 ///
@@ -48,12 +49,32 @@ pub(crate) type Progress<'a> = Box<dyn FnMut(usize, Option<usize>) + 'a>;
 ///     .batch_size(500);
 /// ```
 pub struct ImportOptions<'a, T> {
-    pub(crate) prefix: Key,
-    pub(crate) key_of: Box<dyn Fn(&T) -> KeyPart + 'a>,
+    pub(crate) key_of: KeyOf<'a, T>,
     pub(crate) expire_in: Option<Duration>,
     pub(crate) on_error: OnError,
     pub(crate) on_progress: Option<Progress<'a>>,
     pub(crate) batch_size: usize,
+}
+
+/// Where an imported item goes.
+pub(crate) enum KeyOf<'a, T> {
+    /// `prefix` followed by one part.
+    Part {
+        prefix: Key,
+        part: Box<dyn Fn(&T) -> KeyPart + 'a>,
+    },
+    /// A whole key.
+    Whole(Box<dyn Fn(&T) -> Key + 'a>),
+}
+
+impl<T> KeyOf<'_, T> {
+    /// The key of `item`.
+    pub(crate) fn key(&self, item: &T) -> Key {
+        match self {
+            KeyOf::Part { prefix, part } => prefix.clone().with(part(item)),
+            KeyOf::Whole(key_of) => key_of(item),
+        }
+    }
 }
 
 impl<'a, T> ImportOptions<'a, T> {
@@ -65,9 +86,39 @@ impl<'a, T> ImportOptions<'a, T> {
     ///
     /// See [`ImportOptions`].
     pub fn new(prefix: Key, key_of: impl Fn(&T) -> KeyPart + 'a) -> Self {
-        Self {
+        Self::with(KeyOf::Part {
             prefix,
-            key_of: Box::new(key_of),
+            part: Box::new(key_of),
+        })
+    }
+
+    /// Stores each item at the whole key `key_of(&item)` (keys of any length, under any
+    /// prefixes); otherwise as [`ImportOptions::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, ImportOptions, Kv};
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Member { team: String, name: String }
+    ///
+    /// let db = Kv::open_in_memory()?;
+    /// let members = vec![
+    ///     Member { team: "core".into(), name: "ada".into() },
+    ///     Member { team: "docs".into(), name: "grace".into() },
+    /// ];
+    /// let options = ImportOptions::with_keys(|m: &Member| key!["teams", m.team.as_str(), "members", m.name.as_str()]);
+    /// assert_eq!(db.import(members, options)?.imported, 2);
+    /// assert!(db.get::<Member>(&key!["teams", "docs", "members", "grace"])?.is_some());
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn with_keys(key_of: impl Fn(&T) -> Key + 'a) -> Self {
+        Self::with(KeyOf::Whole(Box::new(key_of)))
+    }
+
+    fn with(key_of: KeyOf<'a, T>) -> Self {
+        Self {
+            key_of,
             expire_in: None,
             on_error: OnError::Stop,
             on_progress: None,
@@ -136,7 +187,13 @@ impl<'a, T> ImportOptions<'a, T> {
 impl<T> fmt::Debug for ImportOptions<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ImportOptions")
-            .field("prefix", &self.prefix)
+            .field(
+                "prefix",
+                &match &self.key_of {
+                    KeyOf::Part { prefix, .. } => Some(prefix),
+                    KeyOf::Whole(_) => None,
+                },
+            )
             .field("expire_in", &self.expire_in)
             .field("on_error", &self.on_error)
             .field("on_progress", &self.on_progress.is_some())

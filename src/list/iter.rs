@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::de::DeserializeOwned;
 
@@ -10,6 +10,7 @@ use super::ListOptions;
 use super::cursor::{apply_cursor, encode_cursor};
 use super::selector::{Bounds, Selector};
 
+use crate::entry::far_instant;
 use crate::value::Envelope;
 use crate::{Entry, Key, Kv, Result};
 
@@ -222,19 +223,6 @@ impl<V: DeserializeOwned> ListIter<V> {
     }
 }
 
-/// `ms` after the Unix epoch; an instant past what `SystemTime` represents on this platform
-/// (Windows ends in year 30828, while expiry instants are u64 milliseconds) saturates to a
-/// far-future instant it does represent instead of panicking.
-fn far_instant(ms: u64) -> SystemTime {
-    let mut ms = ms;
-    loop {
-        if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
-            return t;
-        }
-        ms /= 2;
-    }
-}
-
 impl<V: DeserializeOwned> Iterator for ListIter<V> {
     type Item = Result<Entry<V>>;
 
@@ -257,19 +245,3 @@ impl<V: DeserializeOwned> Iterator for ListIter<V> {
 }
 
 impl<V: DeserializeOwned> std::iter::FusedIterator for ListIter<V> {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_latest_expiry_instant_is_a_time_not_a_panic() {
-        // Audit F4 (Windows): `UNIX_EPOCH + u64::MAX ms` overflowed `SystemTime` there.
-        let latest = far_instant(u64::MAX);
-        assert!(latest > far_instant(u64::MAX / 4));
-        assert_eq!(
-            far_instant(1_500),
-            UNIX_EPOCH + Duration::from_millis(1_500)
-        );
-    }
-}

@@ -5,9 +5,10 @@
 //! operation that fails leaves nothing written), then write it under its own versionstamp
 //! `(seq, index)`, keeping the expiry index in step.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::mutation::{CounterOp, Mutation, MutationKind, Prepared};
+use super::mutation::{CounterOp, Mutation, MutationKind, Prepared, versionstamped_key};
 use super::outcome::{CheckFailure, CommitOutcome, FailedCheck};
 use super::{State, restore};
 use crate::value::{Encoding, Envelope};
@@ -112,13 +113,21 @@ impl<'s> Batch<'s> {
         let vs = Versionstamp::new(self.seq, self.index);
         // Every key's final state, before anything is written. Ordered by key: the writes
         // below then walk the B-tree in order (random-order inserts ran W2 at half speed).
-        let mut states: BTreeMap<&[u8], NewState<'_>> = BTreeMap::new();
+        let mut states: BTreeMap<Cow<'_, [u8]>, NewState<'_>> = BTreeMap::new();
         for m in mutations {
+            let key = match &m.kind {
+                MutationKind::Set {
+                    versionstamped: true,
+                    ..
+                } => Cow::Owned(versionstamped_key(&m.key, vs)),
+                _ => Cow::Borrowed(m.key.as_slice()),
+            };
             let state = match &m.kind {
                 MutationKind::Set {
                     encoding,
                     payload,
                     expire_in_ms,
+                    ..
                 } => NewState::Put {
                     encoding: *encoding,
                     payload: Payload::Borrowed(payload),
@@ -147,10 +156,10 @@ impl<'s> Batch<'s> {
                     }
                 }
             };
-            states.insert(m.key.as_slice(), state);
+            states.insert(key, state);
         }
-        for (key, state) in states {
-            self.store(key, &state, vs)?;
+        for (key, state) in &states {
+            self.store(key, state, vs)?;
         }
         self.index += 1;
         self.changed = true;

@@ -14,7 +14,7 @@ mod state;
 mod tests;
 
 pub(crate) use batch::{Batch, MAX_BATCH_OPS};
-pub(crate) use mutation::{Check, CounterOp, Mutation, MutationKind, Prepared};
+pub(crate) use mutation::{Check, CounterOp, Mutation, MutationKind, Prepared, versionstamped_key};
 pub use outcome::{CheckFailure, CommitOutcome, FailedCheck};
 pub(crate) use replay::restore;
 pub(crate) use state::State;

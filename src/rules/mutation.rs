@@ -30,10 +30,13 @@ pub(crate) struct Mutation {
 #[derive(Debug)]
 pub(crate) enum MutationKind {
     /// Store an encoded value; `expire_in_ms` is counted from the commit's clock reading.
+    /// `versionstamped`: the mutation's key is a prefix, completed at commit with the
+    /// commit's versionstamp as a string part ([`versionstamped_key`]).
     Set {
         encoding: Encoding,
         payload: Vec<u8>,
         expire_in_ms: Option<u64>,
+        versionstamped: bool,
     },
     Delete,
     /// `sum`, `min` or `max` of the [`KvU64`](crate::KvU64) at the key and `operand`.
@@ -56,6 +59,21 @@ impl Mutation {
         }
     }
 }
+
+/// `prefix` (an encoded key, possibly empty) completed with `vs` as one string part of 20
+/// lowercase hex digits: Deno KV's `commitVersionstamp()` keys, which sort in commit order.
+/// The part is `0x02`, the 20 ASCII digits and `0x00` (hex digits need no escaping).
+pub(crate) fn versionstamped_key(prefix: &[u8], vs: Versionstamp) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + VERSIONSTAMP_PART_LEN);
+    key.extend_from_slice(prefix);
+    key.push(0x02);
+    key.extend_from_slice(vs.to_string().as_bytes());
+    key.push(0x00);
+    key
+}
+
+/// Encoded length of the string part [`versionstamped_key`] appends.
+const VERSIONSTAMP_PART_LEN: usize = 22;
 
 /// A counter mutation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +108,29 @@ impl CounterOp {
 #[cfg(test)]
 mod tests {
     use super::CounterOp::*;
+    use super::versionstamped_key;
+    use crate::{Key, KeyPart, Versionstamp, key};
+
+    #[test]
+    fn a_versionstamped_key_is_the_prefix_and_the_stamp_as_a_string_part() {
+        // Deno KV's example: ["log", commitVersionstamp()] committed at version 5.
+        let vs = Versionstamp::new(5, 0);
+        let full = versionstamped_key(&key!["log"].encode(), vs);
+        let mut want = vec![0x02, b'l', b'o', b'g', 0x00, 0x02];
+        want.extend_from_slice(b"00000000000000050000");
+        want.push(0x00);
+        assert_eq!(full, want);
+        assert_eq!(
+            Key::decode(&full).expect("decodes"),
+            key!["log", "00000000000000050000"]
+        );
+        assert_eq!(
+            Key::decode(&versionstamped_key(&[], vs))
+                .expect("decodes")
+                .parts(),
+            &[KeyPart::String("00000000000000050000".into())]
+        );
+    }
 
     #[test]
     fn counter_math() {

@@ -65,6 +65,7 @@ fn set(key: &Key, payload: &[u8], expire_in_ms: Option<u64>) -> Mutation {
             encoding: Encoding::Bytes,
             payload: payload.to_vec(),
             expire_in_ms,
+            versionstamped: false,
         },
     }
 }
@@ -315,6 +316,7 @@ fn the_expiry_index_follows_every_write() {
             encoding: Encoding::U64,
             payload: 41u64.to_le_bytes().to_vec(),
             expire_in_ms: Some(10),
+            versionstamped: false,
         },
     };
     batch(&mut state, 6, NOW, |b| ok(b.write(&[expiring_counter])));

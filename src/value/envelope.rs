@@ -14,15 +14,33 @@ pub(crate) const HEADER_LEN: usize = 1 + 10 + 8;
 /// Tags 1..=6 are the built-in encodings, 7..=127 are reserved for future built-ins, and
 /// 128..=255 belong to custom codecs (the tag is the codec's [`ValueCodec::id`]).
 ///
+/// Read it with [`Kv::get_meta`](crate::Kv::get_meta).
+///
+/// # Examples
+///
+/// ```
+/// use valkeyrie::{key, Encoding, Kv, KvU64};
+/// let db = Kv::open_in_memory()?;
+/// db.set(&key!["n"], &KvU64(1))?;
+/// db.set_bytes(&key!["b"], b"raw")?;
+/// assert_eq!(db.get_meta(&key!["n"])?.unwrap().encoding, Encoding::U64);
+/// assert_eq!(db.get_meta(&key!["b"])?.unwrap().encoding.name(), "raw bytes");
+/// # Ok::<(), valkeyrie::Error>(())
+/// ```
+///
 /// [`ValueCodec::id`]: super::ValueCodec::id
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Encoding {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// MessagePack (the default codec).
     MessagePack,
     /// A native `KvU64`: 8 bytes little-endian (Deno KV's `le64`).
     U64,
-    /// Raw bytes, stored as given.
+    /// Raw bytes, stored as given (`set_bytes`).
     Bytes,
+    /// JSON.
     Json,
+    /// CBOR.
     Cbor,
     /// A BSON document `{"v": value}` (BSON only stores documents at top level).
     Bson,
@@ -60,8 +78,15 @@ impl Encoding {
         }
     }
 
-    /// Name for messages.
-    pub(crate) fn name(self) -> &'static str {
+    /// A name for messages (`"MessagePack"`, `"KvU64"`, `"raw bytes"`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(valkeyrie::Encoding::Json.name(), "JSON");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
             Encoding::MessagePack => "MessagePack",
             Encoding::U64 => "KvU64",

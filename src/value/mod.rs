@@ -17,6 +17,7 @@ pub use codec::Codec;
 pub(crate) use codec::{Encoded, decode_payload, encode_value};
 pub use conformance::check_value_codec;
 pub use dynamic::Value;
-pub(crate) use envelope::{Encoding, Envelope};
+pub use envelope::Encoding;
+pub(crate) use envelope::Envelope;
 pub use kv_u64::KvU64;
 pub use value_codec::{CodecError, ValueCodec, register_codec};

@@ -45,6 +45,11 @@ impl<'a> Input<'a> {
         head
     }
 
+    /// Every byte not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+
     /// A big-endian integer of `n` (at most 16) bytes.
     pub fn uint(&mut self, n: usize) -> u128 {
         (0..n.min(16)).fold(0, |acc, _| (acc << 8) | u128::from(self.byte()))

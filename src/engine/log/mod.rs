@@ -9,21 +9,26 @@
 //! log may hold commits redb lacks, META `format_version` is [`LOG_FORMAT`], which older
 //! builds refuse; opening such a file replays the log first.
 
+mod file;
 mod frame;
+#[cfg(feature = "__internal_testing")]
+mod probe;
 
-use std::fs::{File, OpenOptions};
-#[cfg(not(unix))]
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::ReadableTable;
 
+pub use self::file::LogIo;
+pub(crate) use self::file::LogPlace;
 use self::frame::{Record, encode, records, scan};
 pub(crate) use self::frame::{record_clear, record_delete, record_put};
+#[cfg(feature = "__internal_testing")]
+pub use self::probe::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
+use super::Engine;
 use super::errors::storage;
 use super::tables::{DATA, EXPIRY, FORMAT_VERSION, LOG_EPOCH, LOG_FORMAT, META, PLAIN_FORMAT, SEQ};
 use super::write::Tables;
-use super::{Engine, remove_file, sync_parent};
 use crate::{Error, Result, rules};
 
 /// Log bytes after which a commit triggers a checkpoint.
@@ -67,8 +72,8 @@ pub(crate) struct LogSlot {
 /// An open log file of the current generation.
 #[derive(Debug)]
 struct ActiveLog {
-    file: File,
-    path: PathBuf,
+    file: Arc<dyn LogIo>,
+    place: LogPlace,
     epoch: u64,
     /// Where the next frame goes.
     end: u64,
@@ -122,10 +127,10 @@ impl LogSlot {
         if end > log.allocated {
             let grown = end.next_multiple_of(GROW_BYTES);
             let zeros = vec![0; usize::try_from(grown - log.allocated).unwrap_or(0)];
-            write_at(&log.file, log.allocated, &zeros)?;
+            log.file.write(log.allocated, &zeros)?;
             log.allocated = grown;
         }
-        write_at(&log.file, log.end, &log.frame)?;
+        log.file.write(log.end, &log.frame)?;
         log.end = end;
         log.unsynced = true;
         if sync {
@@ -162,28 +167,6 @@ impl ActiveLog {
         self.unsynced = false;
         Ok(())
     }
-}
-
-/// Writes all of `bytes` at `offset`, one page ([`frame::ALIGN`]) per `pwrite`.
-///
-/// Page by page because Linux (ext4 since 6.x) caches a large write in one large folio,
-/// and a later 4 KiB overwrite inside it dirties, and `fdatasync` writes back, the whole
-/// folio: measured 1 MiB to storage per commit when the log grew by 1 MiB writes, 4 KiB
-/// when it grew by 4 KiB writes, at the same syscall count per commit.
-fn write_at(file: &File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-    let mut at = offset;
-    for page in bytes.chunks(frame::ALIGN) {
-        #[cfg(unix)]
-        std::os::unix::fs::FileExt::write_all_at(file, page, at)?;
-        #[cfg(not(unix))]
-        {
-            let mut file = file;
-            file.seek(SeekFrom::Start(at))?;
-            file.write_all(page)?;
-        }
-        at += page.len() as u64;
-    }
-    Ok(())
 }
 
 /// Whether generation `epoch`'s frames were each fsynced before the next was written, so
@@ -243,26 +226,16 @@ impl Engine {
     /// Makes the log usable: opens (creating) the file, then marks the database as having a
     /// log of a new generation.
     pub(crate) fn activate_log(&self, slot: &mut LogSlot) -> Result<()> {
-        let Some(db) = &self.path else {
-            return Err(Error::Storage("a commit log needs a file".into()));
-        };
-        let path = log_path(db);
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        if !existed {
-            sync_parent(&path)?;
-        }
-        let allocated = file.metadata()?.len();
+        let place = self
+            .log_place()
+            .ok_or_else(|| Error::Storage("a commit log needs a file".into()))?;
+        let file = place.open()?;
+        let allocated = file.len()?;
         let epoch = new_epoch(self.stored_epoch()?, slot.buffered);
         self.commit_checkpoint(Some(epoch))?;
         slot.active = Some(ActiveLog {
             file,
-            path,
+            place,
             epoch,
             end: 0,
             allocated,
@@ -303,7 +276,7 @@ impl Engine {
         };
         self.commit_checkpoint(None)?;
         drop(log.file);
-        remove_file(&log.path)
+        log.place.remove()
     }
 
     fn stored_epoch(&self) -> Result<u64> {
@@ -319,24 +292,23 @@ impl Engine {
     /// also marks it as needing no log, then deletes the log. Refuses, changing nothing, a
     /// log with damage followed by valid frames, or a missing log.
     pub(crate) fn recover_log(&self) -> Result<()> {
-        let Some(db) = &self.path else {
+        let Some(place) = self.log_place() else {
             return Err(Error::Corrupted(
                 "the database records a commit log, which only a file can have".into(),
             ));
         };
-        let path = log_path(db);
-        let epoch = self.stored_epoch()?;
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Corrupted(format!(
-                    "{} records a commit log, but {} is missing (copied without it?)",
-                    db.display(),
-                    path.display()
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let path = place.name().to_path_buf();
+        let Some(bytes) = place.read_all()? else {
+            return Err(Error::Corrupted(format!(
+                "{} records a commit log, but {} is missing (copied without it?)",
+                self.path
+                    .as_deref()
+                    .unwrap_or(Path::new("the database"))
+                    .display(),
+                path.display()
+            )));
         };
+        let epoch = self.stored_epoch()?;
         let frames = scan(&bytes, epoch, &path, synced_in_order(epoch))?;
         let mut parsed = Vec::with_capacity(frames.len());
         for frame in &frames {
@@ -369,6 +341,6 @@ impl Engine {
         }
         txn.commit().map_err(storage)?;
         self.forget_sequence();
-        remove_file(&path)
+        place.remove()
     }
 }

@@ -5,7 +5,7 @@
 //! were written by one atomic operation. `load` keeps that order: it commits the lines in
 //! the order of their `versionstamp` field, one atomic operation per distinct versionstamp.
 //! The loaded entries get new versionstamps, but `a < b`, `a == b` and `a > b` between any
-//! two of them hold as in the dump (for any dump `dump` wrote; see raw lines below). Lines without a versionstamp come last, in file order,
+//! two of them hold as in the dump. Lines without a versionstamp come last, in file order,
 //! in atomic operations of up to the mutation limit (1,000 by default).
 //!
 //! So the file is read twice: a first pass checks every line and notes where it is and its
@@ -22,14 +22,9 @@
 //! through a handle whose codec passes bytes through (`crate::passthrough`), with its expiry;
 //! the counters of its group join it.
 //!
-//! Raw lines (`set_bytes` data) are written with `set_bytes`, one commit each, after the
-//! atomic operation of their group: no atomic operation of the public API writes raw bytes,
-//! and the tool uses only the public API. A dump never puts a raw line in a group with
-//! another line (each `set_bytes` is a commit of its own, with its own versionstamp). For
-//! other input, a raw line does not share its group's new versionstamp. Under `stop`, a raw
-//! line that `set_bytes` would refuse fails before anything of its group is written, and a
-//! group's raw lines are written only once its atomic operation committed; a storage error
-//! between those commits can still leave part of the group written.
+//! Raw lines (`set_bytes` data) join their group's atomic operation
+//! (`AtomicOperation::set_bytes`, or `set_bytes_expiring` with their expiry), so a group is
+//! written whole or not at all.
 //!
 //! Why not `Kv::import`: it builds each key as a prefix plus one part from the item, while a
 //! dump holds full keys of any length under many prefixes, and it stores every item through
@@ -145,13 +140,8 @@ struct Item {
     expire_in: Option<Duration>,
     /// The custom codec id the value's bytes are stored under.
     custom: Option<u8>,
-}
-
-/// A raw line (`set_bytes` data) ready to write.
-struct RawItem {
-    line: usize,
-    key: Key,
-    bytes: Vec<u8>,
+    /// Raw bytes (`set_bytes` data, in `value` as `Value::Bytes`), written as they are.
+    raw: bool,
 }
 
 /// The codec a group of values is written with.
@@ -210,11 +200,13 @@ fn plan(items: Vec<Item>) -> Vec<(Writer, Vec<Item>)> {
     let values = Writer::for_values(
         items
             .iter()
-            .filter(|i| i.custom.is_none())
+            .filter(|i| i.custom.is_none() && !i.raw)
             .map(|i| &i.value),
     );
+    // Counters and raw bytes are stored the same way by every writer.
     let needs = |item: &Item| match (item.custom, &item.value) {
         (Some(id), _) => Some(Writer::Custom(id)),
+        (None, _) if item.raw => None,
         (None, Value::KvU64(_)) => None,
         (None, _) => Some(values),
     };
@@ -445,7 +437,6 @@ impl Loader<'_> {
     fn load(&mut self, source: &mut Source, lines: &[Line], prefix: &Key) -> Result<()> {
         for group in lines.chunk_by(|a, b| a.versionstamp == b.versionstamp) {
             let mut items = Vec::with_capacity(group.len());
-            let mut raws = Vec::new();
             for line in group {
                 let record = source.line(line).and_then(|text| parse_line(&text));
                 let record = match record {
@@ -469,6 +460,7 @@ impl Loader<'_> {
                         value,
                         expire_in,
                         custom: None,
+                        raw: false,
                     }),
                     Stored::Custom { id, payload } => items.push(Item {
                         line: line.number,
@@ -476,23 +468,21 @@ impl Loader<'_> {
                         value: Value::Bytes(payload),
                         expire_in,
                         custom: Some(id),
+                        raw: false,
                     }),
-                    Stored::Raw(bytes) => match self.check_raw(&key, &bytes, expire_in) {
-                        Ok(()) => raws.push(RawItem {
-                            line: line.number,
-                            key,
-                            bytes,
-                        }),
-                        Err(e) => self.fail(line.number, e)?,
-                    },
+                    Stored::Raw(bytes) => items.push(Item {
+                        line: line.number,
+                        key,
+                        value: Value::Bytes(bytes),
+                        expire_in,
+                        custom: None,
+                        raw: true,
+                    }),
                 }
             }
             for (writer, items) in plan(items) {
                 let items = self.within_depth(items, writer)?;
                 self.commit_group(writer, &items)?;
-            }
-            for raw in &raws {
-                self.set_raw(raw)?;
             }
         }
         Ok(())
@@ -516,54 +506,6 @@ impl Loader<'_> {
             }
         }
         Ok(kept)
-    }
-
-    /// Refuses, before anything of its group is committed, a raw line `set_bytes` would
-    /// refuse for its input, so that under `stop` a bad raw line leaves its group unwritten.
-    fn check_raw(&self, key: &Key, bytes: &[u8], expire_in: Option<Duration>) -> Result<()> {
-        if expire_in.is_some() {
-            return Err(bad_input(
-                "raw bytes with an expiry cannot be written back (valkeyrie has no expiring \
-                 set_bytes)",
-            ));
-        }
-        if key.is_empty() {
-            return Err(bad_input("the key is empty"));
-        }
-        let (size, limits) = (key.encoded_len(), &self.limits);
-        if size > limits.max_write_key_size_bytes {
-            return Err(bad_input(format!(
-                "the key is {size} bytes encoded; the limit for a write is {} bytes",
-                limits.max_write_key_size_bytes
-            )));
-        }
-        let total = size.saturating_add(bytes.len());
-        if total > limits.max_total_mutation_size_bytes {
-            return Err(bad_input(format!(
-                "the key and raw bytes total {total} bytes; the limit is {} bytes",
-                limits.max_total_mutation_size_bytes
-            )));
-        }
-        Ok(())
-    }
-
-    /// Raw bytes go through `set_bytes`, in a commit of their own: no atomic operation of
-    /// the public API writes raw bytes, so they cannot join their group's.
-    fn set_raw(&mut self, raw: &RawItem) -> Result<()> {
-        let RawItem { line, key, bytes } = raw;
-        let line = *line;
-        match self.handles.main.set_bytes(key, bytes) {
-            Ok(_) => {
-                self.loaded += 1;
-                self.commits += 1;
-                self.progress.inc(1);
-                Ok(())
-            }
-            Err(e) if classify_library(&e) == Outcome::BadInput => {
-                self.fail(line, anyhow::Error::new(e))
-            }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("{} line {line}", self.file))),
-        }
     }
 
     /// Commits the items of one versionstamp group: one atomic operation when they fit the
@@ -602,9 +544,13 @@ impl Loader<'_> {
         };
         let mut atomic = self.handles.get(writer)?.atomic();
         for item in items {
-            atomic = match item.expire_in {
-                Some(d) => atomic.set_expiring(&item.key, &item.value, d),
-                None => atomic.set(&item.key, &item.value),
+            atomic = match (&item.value, item.raw, item.expire_in) {
+                (Value::Bytes(bytes), true, Some(d)) => {
+                    atomic.set_bytes_expiring(&item.key, bytes, d)
+                }
+                (Value::Bytes(bytes), true, None) => atomic.set_bytes(&item.key, bytes),
+                (value, _, Some(d)) => atomic.set_expiring(&item.key, value, d),
+                (value, _, None) => atomic.set(&item.key, value),
             };
         }
         match atomic.commit() {
