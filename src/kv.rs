@@ -375,18 +375,11 @@ impl Kv {
     ///
     /// As [`Kv::get`].
     pub fn get_bytes(&self, key: &Key) -> Result<Option<Entry<Vec<u8>>>> {
-        let enc = self.limits().encode_point_read_key(key)?;
-        let now = self.now_millis();
-        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
-        let Some(bytes) = raw.into_iter().next().flatten() else {
-            return Ok(None);
-        };
-        let env = Envelope::parse(&bytes)?;
-        Ok(env.is_live(now).then(|| Entry {
+        self.read_live(key, |env| Entry {
             key: key.clone(),
             value: env.payload.to_vec(),
             versionstamp: env.versionstamp,
-        }))
+        })
     }
 
     /// Reads what is stored with `key` besides its value: versionstamp, encoding, expiry
@@ -401,6 +394,11 @@ impl Kv {
     ///
     /// As [`Kv::get_bytes`].
     pub fn get_meta(&self, key: &Key) -> Result<Option<crate::EntryMeta>> {
+        self.read_live(key, crate::EntryMeta::of)
+    }
+
+    /// Point-reads `key` and maps its stored envelope with `f` (`None` if absent or expired).
+    fn read_live<T>(&self, key: &Key, f: impl FnOnce(&Envelope<'_>) -> T) -> Result<Option<T>> {
         let enc = self.limits().encode_point_read_key(key)?;
         let now = self.now_millis();
         let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
@@ -408,7 +406,7 @@ impl Kv {
             return Ok(None);
         };
         let env = Envelope::parse(&bytes)?;
-        Ok(env.is_live(now).then(|| crate::EntryMeta::of(&env)))
+        Ok(env.is_live(now).then(|| f(&env)))
     }
 
     /// Reads `key`: `None` if it is absent or expired.
