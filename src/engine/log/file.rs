@@ -16,12 +16,8 @@ use crate::{Error, Result};
 
 /// The storage a commit log lives in: a byte array with positioned reads and writes, a
 /// length, and a barrier (`sync_data`) after which everything written is durable.
-///
-/// # Examples
-///
-/// ```ignore
-/// // Hidden test hook: a simulated disk implements it (tests/support/power.rs).
-/// ```
+/// Implemented by the log file itself and, in the power-loss test, by a simulated disk
+/// (`tests/support/power.rs`); a hidden test hook, not public API.
 // `len` without `is_empty`, as redb's `StorageBackend`, which a test disk implements too.
 #[allow(clippy::len_without_is_empty)]
 pub trait LogIo: Debug + Send + Sync {
