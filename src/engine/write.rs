@@ -6,7 +6,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::Engine;
 use super::errors::storage;
-use super::log::{LogSlot, record_clear, record_delete, record_put};
+use super::log::{record_clear, record_delete, record_put};
 use super::tables::{DATA, EXPIRY, META, SEQ};
 use crate::Result;
 use crate::rules::{Batch, State};
@@ -18,23 +18,46 @@ impl Engine {
     ///
     /// An `Err` (from storage or from `apply`) means nothing of the batch is committed.
     /// `durable`: fsync before returning (ignored, always true, in shared mode).
+    ///
+    /// With a commit log, the batch's final key states become one frame, appended (and
+    /// fsynced, unless the log is buffered and `durable` is false) before redb commits the
+    /// same changes without fsync: durable before visible. Any failure after the frame may
+    /// have reached the file poisons the log.
     pub(crate) fn write<R>(
         &self,
         durable: bool,
         now_ms: u64,
         apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
     ) -> Result<(R, Option<u64>)> {
-        if let Some(log) = &self.log {
-            return self.write_logged(&mut log.lock(), durable, now_ms, apply);
+        let mut log = self.log.as_ref().map(|slot| slot.lock());
+        if let Some(slot) = log.as_deref_mut() {
+            slot.check()?;
+            if !slot.is_active() {
+                self.activate_log(slot)?;
+            }
         }
-        let txn = self.begin_write(durable)?;
+        // With a log, redb never fsyncs a commit: the log's fsync makes it durable.
+        let txn = self.begin_write(durable && log.is_none())?;
         // Private files keep the sequence in memory (see `SeqBlock`); shared ones read it.
         let cached = self.seq_block.as_ref().and_then(|b| *b.lock());
-        let (result, block) = apply_batch(&txn, now_ms, cached, !self.shared, None, apply)?;
+        let record = log.as_deref_mut().map(|slot| {
+            slot.payload.clear();
+            &mut slot.payload
+        });
+        let (result, block) = apply_batch(&txn, now_ms, cached, !self.shared, record, apply)?;
         let Some(block) = block else {
             txn.abort().map_err(storage)?;
             return Ok((result, None));
         };
+        if let Some(slot) = log.as_deref_mut()
+            && let Err(e) = slot.append(block.last, durable)
+        {
+            // Not visible (redb never commits it), but it may be durable: no later commit
+            // may reuse its sequence or follow it in the log.
+            slot.poison(&e);
+            let _ = txn.abort();
+            return Err(e);
+        }
         let committed = txn.commit().map_err(storage);
         // Before acknowledging, so this handle reads its own writes (also on failure: the
         // commit may still have reached the file).
@@ -44,58 +67,19 @@ impl Engine {
             // reached the disk, so no sequence is issued twice.
             *cache.lock() = committed.is_ok().then_some(block);
         }
+        if let Some(slot) = log.as_deref_mut() {
+            match &committed {
+                // The frame is durable and replays on reopen; this handle cannot show it.
+                Err(e) => slot.poison(e),
+                // The commit is durable and visible whatever happens here; a failure
+                // poisons the log, so the next write reports it.
+                Ok(()) if slot.wants_checkpoint() => {
+                    let _ = self.checkpoint(slot);
+                }
+                Ok(()) => {}
+            }
+        }
         committed?;
-        Ok((result, Some(block.last)))
-    }
-
-    /// [`Engine::write`] through the commit log: the batch's final key states become one
-    /// frame, fsynced before redb commits the same changes without fsync (durable before
-    /// visible; a buffered log fsyncs only if `durable`, and at flushes). Any failure after
-    /// the frame may have reached the file poisons the log.
-    fn write_logged<R>(
-        &self,
-        slot: &mut LogSlot,
-        durable: bool,
-        now_ms: u64,
-        apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
-    ) -> Result<(R, Option<u64>)> {
-        slot.check()?;
-        if !slot.is_active() {
-            self.activate_log(slot)?;
-        }
-        let txn = self.begin_write(false)?;
-        let cached = self.seq_block.as_ref().and_then(|b| *b.lock());
-        let mut payload = std::mem::take(&mut slot.payload);
-        payload.clear();
-        let applied = apply_batch(&txn, now_ms, cached, true, Some(&mut payload), apply);
-        slot.payload = payload;
-        let (result, block) = applied?;
-        let Some(block) = block else {
-            txn.abort().map_err(storage)?;
-            return Ok((result, None));
-        };
-        if let Err(e) = slot.append(block.last, durable) {
-            // Not visible (redb never commits it), but it may be durable: no later commit
-            // may reuse its sequence or follow it in the log.
-            slot.poison(&e);
-            let _ = txn.abort();
-            return Err(e);
-        }
-        let committed = txn.commit().map_err(storage);
-        self.snapshots.invalidate();
-        if let Some(cache) = &self.seq_block {
-            *cache.lock() = committed.is_ok().then_some(block);
-        }
-        if let Err(e) = committed {
-            // The frame is durable and replays on reopen; this handle cannot show it.
-            slot.poison(&e);
-            return Err(e);
-        }
-        if slot.wants_checkpoint() {
-            // The commit is durable and visible whatever happens here; a failure poisons the
-            // log, so the next write reports it.
-            let _ = self.checkpoint(slot);
-        }
         Ok((result, Some(block.last)))
     }
 
