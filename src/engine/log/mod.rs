@@ -200,6 +200,22 @@ fn new_epoch(old: u64, buffered: bool) -> u64 {
     }
 }
 
+/// Marks META for a log of generation `epoch` (format [`LOG_FORMAT`]), or for no log:
+/// exactly format 1's META again (`format_version` and `seq`).
+fn mark_log(meta: &mut redb::Table<'_, &'static str, u64>, epoch: Option<u64>) -> Result<()> {
+    match epoch {
+        Some(epoch) => {
+            meta.insert(FORMAT_VERSION, LOG_FORMAT).map_err(storage)?;
+            meta.insert(LOG_EPOCH, epoch).map_err(storage)?;
+        }
+        None => {
+            meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
+            meta.remove(LOG_EPOCH).map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Writes `META` so that the log's frames of generation `epoch` are the ones to replay
     /// (`Some`), or that no log is needed (`None`), in one durable redb commit. Every change
@@ -208,17 +224,7 @@ impl Engine {
         let txn = self.begin_write(true)?;
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
-            match epoch {
-                Some(epoch) => {
-                    meta.insert(FORMAT_VERSION, LOG_FORMAT).map_err(storage)?;
-                    meta.insert(LOG_EPOCH, epoch).map_err(storage)?;
-                }
-                None => {
-                    // Exactly format 1's META again: `format_version` and `seq`.
-                    meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
-                    meta.remove(LOG_EPOCH).map_err(storage)?;
-                }
-            }
+            mark_log(&mut meta, epoch)?;
         }
         txn.commit().map_err(storage)
     }
@@ -336,8 +342,7 @@ impl Engine {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let stored = meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value());
             meta.insert(SEQ, stored.max(max_seq)).map_err(storage)?;
-            meta.insert(FORMAT_VERSION, PLAIN_FORMAT).map_err(storage)?;
-            meta.remove(LOG_EPOCH).map_err(storage)?;
+            mark_log(&mut meta, None)?;
         }
         txn.commit().map_err(storage)?;
         self.forget_sequence();
