@@ -402,11 +402,7 @@ impl Kv {
         let enc = self.limits().encode_point_read_key(key)?;
         let now = self.now_millis();
         let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
-        let Some(bytes) = raw.into_iter().next().flatten() else {
-            return Ok(None);
-        };
-        let env = Envelope::parse(&bytes)?;
-        Ok(env.is_live(now).then(|| f(&env)))
+        live(raw.into_iter().next().flatten().as_deref(), now, f)
     }
 
     /// Reads `key`: `None` if it is absent or expired.
@@ -427,10 +423,8 @@ impl Kv {
     /// [`Error::Decode`] if the stored value is not a `V`, [`Error::Closed`], or a storage
     /// error.
     pub fn get<V: DeserializeOwned>(&self, key: &Key) -> Result<Option<Entry<V>>> {
-        let enc = self.limits().encode_point_read_key(key)?;
-        let now = self.now_millis();
-        let raw = self.engine()?.get_raw(&[enc.as_slice()])?;
-        decode_live(key, raw.into_iter().next().flatten().as_deref(), now)
+        self.read_live(key, |env| Entry::from_envelope(key.clone(), env))?
+            .transpose()
     }
 
     /// Reads several keys from one consistent snapshot; results are in input order.
@@ -742,12 +736,18 @@ fn decode_live<V: DeserializeOwned>(
     bytes: Option<&[u8]>,
     now: u64,
 ) -> Result<Option<Entry<V>>> {
+    live(bytes, now, |env| Entry::from_envelope(key.clone(), env))?.transpose()
+}
+
+/// The stored envelope in `bytes` mapped with `f`, or `None` if absent or expired at `now`.
+fn live<T>(
+    bytes: Option<&[u8]>,
+    now: u64,
+    f: impl FnOnce(&Envelope<'_>) -> T,
+) -> Result<Option<T>> {
     let Some(bytes) = bytes else { return Ok(None) };
     let env = Envelope::parse(bytes)?;
-    if !env.is_live(now) {
-        return Ok(None);
-    }
-    Entry::from_envelope(key.clone(), &env).map(Some)
+    Ok(env.is_live(now).then(|| f(&env)))
 }
 
 impl Inner {
