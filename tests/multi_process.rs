@@ -194,16 +194,21 @@ fn a_write_waiting_for_another_writer_times_out_with_a_clear_error() -> TestResu
         .lock_timeout(Duration::from_millis(200))
         .open(&path)?;
     db.set(&key!["before"], &1)?;
-    // Another handle on the file (OFD locks make it behave like another process) holds the
-    // write lock.
-    let other = redb::Database::builder()
-        .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-        .open(&path)?;
-    let txn = other.begin_write()?;
+    // Another writer (an OFD lock behaves as another process's) holds the commit log's
+    // append lock: byte 2^40 + 2 of `<db>-idx` (DESIGN.md, "Commit log (shared mode)").
+    let idx = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("lock.kv-idx"))?;
+    let other = redb::backends::FileBackend::new(idx)?;
+    let append = ((1u64 << 40) + 2)..((1u64 << 40) + 3);
+    use redb::StorageBackend;
+    use std::ops::Bound::{Excluded, Included};
+    assert!(other.try_lock_range(Included(append.start), Excluded(append.end))?);
     let err = db.set(&key!["blocked"], &1).unwrap_err();
     assert!(matches!(err, Error::LockTimeout { waited } if waited >= Duration::from_millis(200)));
     assert!(err.to_string().contains("write lock"), "{err}");
-    txn.abort()?;
+    other.unlock_range(Included(append.start), Excluded(append.end))?;
     // Once the lock is free, writes go through again.
     assert!(matches!(
         db.atomic().set(&key!["after"], &2).commit()?,

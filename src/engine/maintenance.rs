@@ -18,6 +18,11 @@ impl Engine {
         if let Some(slot) = slot.as_deref_mut() {
             self.checkpoint(slot)?;
         }
+        if let Some(shared) = &self.shared_log {
+            shared.checkpoint(self)?;
+        }
+        // No view (a redb read transaction) of this handle may live while compacting.
+        let _views = self.shared_log.as_ref().map(|shared| shared.suspend());
         let mut db = self.db.write();
         // Under the lock, no read can cache a new snapshot until compaction ends.
         self.snapshots.invalidate();
@@ -43,6 +48,10 @@ impl Engine {
         if let Some(slot) = slot.as_deref_mut() {
             self.checkpoint(slot)?;
         }
+        if let Some(shared) = &self.shared_log {
+            shared.checkpoint(self)?;
+        }
+        let _views = self.shared_log.as_ref().map(|shared| shared.suspend());
         loop {
             let mut db = self.db.write();
             // redb refuses to check while a transaction of this handle is live.

@@ -5,6 +5,7 @@ mod inspect;
 mod log;
 mod maintenance;
 mod read;
+mod shared;
 mod snapshot;
 mod tables;
 mod write;
@@ -14,6 +15,7 @@ pub use log::LogIo;
 pub use log::fail_next_log_sync;
 #[cfg(feature = "__internal_testing")]
 pub use log::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
+pub(crate) use shared::Foreign;
 use write::SeqBlock;
 
 /// The backend trait a test storage implements, and redb's in-memory backend (fault injection).
@@ -132,68 +134,34 @@ pub(crate) struct Engine {
     log: Option<parking_lot::Mutex<log::LogSlot>>,
     /// Where the commit log lives when not beside the file (tests).
     custom_log: Option<std::sync::Arc<dyn log::LogIo>>,
-}
-
-impl EngineOptions {
-    /// A copy of options naming a file (`None` for other storage).
-    fn file_copy(&self) -> Option<EngineOptions> {
-        match &self.storage {
-            Storage::File(path) => Some(EngineOptions {
-                storage: Storage::File(path.clone()),
-                exclusive: self.exclusive,
-                durability: self.durability,
-                lock_timeout: self.lock_timeout,
-                cache_size_bytes: self.cache_size_bytes,
-                check_integrity: self.check_integrity,
-                max_staleness: self.max_staleness,
-                create_in_place: self.create_in_place,
-            }),
-            _ => None,
-        }
-    }
+    /// Shared-mode files: the commit log every process appends to, and the view every read
+    /// goes through (see `shared`).
+    shared_log: Option<shared::SharedLog>,
 }
 
 impl Engine {
     /// Opens (creating if missing) and initialises the tables. A file whose commit log may
-    /// hold commits is recovered first; in shared mode through a brief exclusive open (the
-    /// log belongs to a crashed exclusive-mode handle, so nobody else can have it open).
-    pub(crate) fn open(mut opts: EngineOptions) -> Result<Engine> {
-        let start = Instant::now();
-        loop {
-            let again = opts.file_copy();
-            let (engine, format) = Engine::open_once(opts)?;
-            let (Some(again), true) = (again, engine.shared && format == LOG_FORMAT) else {
-                return Ok(engine);
-            };
-            drop(engine);
-            let Storage::File(path) = &again.storage else {
-                return Err(Error::Storage("a commit log needs a file".into()));
-            };
-            let replayed = Engine::open(EngineOptions {
-                storage: Storage::File(path.clone()),
-                exclusive: true,
-                durability: Durability::Immediate,
-                lock_timeout: again.lock_timeout,
-                cache_size_bytes: again.cache_size_bytes,
-                check_integrity: false,
-                max_staleness: None,
-                create_in_place: false,
-            })
-            .and_then(|engine| engine.close(false));
-            match replayed {
-                // Another process is opening it too; it may be replaying the log.
-                Err(Error::AlreadyOpen) if start.elapsed() < again.lock_timeout => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
-            opts = again;
+    /// hold commits is recovered first: in exclusive mode by every open, in shared mode by
+    /// the first handle to open it (see `shared`).
+    pub(crate) fn open(opts: EngineOptions) -> Result<Engine> {
+        let lock_timeout = opts.lock_timeout;
+        let max_staleness = opts.max_staleness;
+        let mut engine = Engine::open_once(opts)?;
+        if engine.shared
+            && let Some(path) = engine.path.clone()
+        {
+            engine.shared_log = Some(shared::SharedLog::open(
+                &engine,
+                &path,
+                lock_timeout,
+                max_staleness,
+            )?);
         }
+        Ok(engine)
     }
 
-    /// [`Engine::open`] without the shared-mode recovery; also returns the file's format.
-    fn open_once(opts: EngineOptions) -> Result<(Engine, u64)> {
+    /// [`Engine::open`] without the shared log.
+    fn open_once(opts: EngineOptions) -> Result<Engine> {
         let mut builder = Database::builder();
         if let Some(bytes) = opts.cache_size_bytes {
             builder.set_cache_size(bytes);
@@ -255,13 +223,13 @@ impl Engine {
             seq_block: (!shared).then(|| parking_lot::Mutex::new(None)),
             path: file,
             custom_log,
+            shared_log: None,
         };
         let format = engine.init(&name)?;
         if format == LOG_FORMAT && !shared {
             engine.recover_log()?;
-            return Ok((engine, PLAIN_FORMAT));
         }
-        Ok((engine, format))
+        Ok(engine)
     }
 
     /// Creates missing tables and checks the format version; a no-op on an initialised file.
@@ -360,6 +328,9 @@ impl Engine {
         if let Some(log) = &self.log {
             self.close_log(&mut log.lock())?;
         }
+        if let Some(shared) = &self.shared_log {
+            shared.close(&self)?;
+        }
         if !self.always_durable {
             self.flush()?;
         }
@@ -372,6 +343,15 @@ impl Engine {
             }
             None => Ok(()),
         }
+    }
+
+    /// What other handles changed since the last call, exactly where the shared log knows
+    /// (`None`: not a shared file).
+    pub(crate) fn take_foreign(&self) -> Result<Option<Foreign>> {
+        self.shared_log
+            .as_ref()
+            .map(|shared| shared.take_foreign(self))
+            .transpose()
     }
 
     /// The file's size in bytes (`None` in memory).
@@ -403,7 +383,9 @@ fn destroy_if_unused(path: &Path) -> Result<()> {
         }
         Err(e) => return Err(open_error(e, path)),
     };
-    let removed = remove_file(path);
+    let removed = remove_file(path)
+        .and_then(|()| remove_file(&log::log_path(path)))
+        .and_then(|()| remove_file(&shared::idx_path(path)));
     drop(db);
     removed
 }

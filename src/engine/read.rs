@@ -53,6 +53,17 @@ impl Engine {
     }
 
     fn get_raw_in(&self, keys: &[&[u8]], strong: bool) -> Result<Vec<Option<Vec<u8>>>> {
+        if let Some(shared) = &self.shared_log {
+            return shared.read(self, strong, |view| {
+                keys.iter()
+                    .map(|k| {
+                        let mut found = None;
+                        view.get(k, &mut |e| found = Some(e.to_vec()))?;
+                        Ok(found)
+                    })
+                    .collect()
+            });
+        }
         let snapshot = self.data_snapshot(strong)?;
         let table = &snapshot.data;
         keys.iter()
@@ -110,6 +121,11 @@ impl Engine {
         if keys.start >= keys.end || limit == 0 {
             return Ok(0);
         }
+        if let Some(shared) = &self.shared_log {
+            return shared.read(self, strong, |view| {
+                view.scan(keys.start, keys.end, reverse, limit, now_ms, &mut visit)
+            });
+        }
         let snapshot = self.data_snapshot(strong)?;
         let range = snapshot.data.range::<&[u8]>(keys).map_err(storage)?;
         let mut visited = 0;
@@ -142,6 +158,9 @@ impl Engine {
 
     /// The earliest expiry instant in the index, if any.
     pub(crate) fn next_expiry(&self) -> Result<Option<u64>> {
+        if let Some(shared) = &self.shared_log {
+            return shared.read(self, true, |view| view.next_expiry());
+        }
         let txn = self.begin_read()?;
         let table = txn.open_table(EXPIRY).map_err(storage)?;
         Ok(table.first().map_err(storage)?.map(|(k, _)| k.value().0))
@@ -150,6 +169,9 @@ impl Engine {
     /// The sequence of the last commit, from any process (shared files; a private file's
     /// META holds its reserved bound).
     pub(crate) fn sequence(&self) -> Result<u64> {
+        if let Some(shared) = &self.shared_log {
+            return shared.sequence();
+        }
         let txn = self.begin_read()?;
         let meta = txn.open_table(META).map_err(storage)?;
         Ok(meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()))
@@ -157,6 +179,14 @@ impl Engine {
 
     /// Entry counts and the commit sequence, from one snapshot.
     pub(crate) fn raw_stats(&self) -> Result<RawStats> {
+        // Everything into redb first, whose tables count it.
+        let sequence = match &self.shared_log {
+            Some(shared) => {
+                shared.checkpoint(self)?;
+                Some(shared.sequence()?)
+            }
+            None => None,
+        };
         let txn = self.begin_read()?;
         let data = txn.open_table(DATA).map_err(storage)?;
         let expiry = txn.open_table(EXPIRY).map_err(storage)?;
@@ -170,9 +200,10 @@ impl Engine {
             fragmented_bytes: ds.fragmented_bytes() + es.fragmented_bytes(),
             entries: data.len().map_err(storage)?,
             expiring_entries: expiry.len().map_err(storage)?,
-            sequence: match self.seq_block.as_ref().and_then(|b| *b.lock()) {
-                Some(block) => block.last,
-                None => meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),
+            sequence: match (sequence, self.seq_block.as_ref().and_then(|b| *b.lock())) {
+                (Some(seq), _) => seq,
+                (None, Some(block)) => block.last,
+                (None, None) => meta.get(SEQ).map_err(storage)?.map_or(0, |g| g.value()),
             },
         })
     }

@@ -29,6 +29,9 @@ impl Engine {
         now_ms: u64,
         apply: impl FnOnce(&mut Batch<'_>) -> Result<R>,
     ) -> Result<(R, Option<u64>)> {
+        if let Some(shared) = &self.shared_log {
+            return shared.write(self, now_ms, apply);
+        }
         let mut log = self.log.as_ref().map(|slot| slot.lock());
         if let Some(slot) = log.as_deref_mut() {
             slot.check()?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::notifier::Notifier;
-use crate::engine::Engine;
+use crate::engine::{Engine, Foreign};
 use crate::ticker::Ticker;
 use crate::{Clock, Result};
 
@@ -31,8 +31,17 @@ pub(crate) fn spawn_poller(
         notifier.fire_timers(clock.now_millis());
         if detect_foreign {
             // A failed read is retried at the next tick.
-            if let Ok(seq) = engine.sequence() {
-                notifier.observe_sequence(seq);
+            match engine.take_foreign() {
+                Ok(Some(Foreign::Keys(keys))) => {
+                    notifier.notify_keys(keys.iter().map(Vec::as_slice))
+                }
+                Ok(Some(Foreign::All)) => notifier.notify_all(false),
+                Ok(Some(Foreign::Nothing)) | Err(_) => {}
+                Ok(None) => {
+                    if let Ok(seq) = engine.sequence() {
+                        notifier.observe_sequence(seq);
+                    }
+                }
             }
         }
     })

@@ -87,6 +87,13 @@ pub(crate) enum Record<'a> {
     Clear,
 }
 
+/// The frame at `offset` if it is valid in generation `epoch`, and where the next one starts.
+pub(crate) fn decode_at(bytes: &[u8], offset: usize, epoch: u64) -> Option<(Frame<'_>, usize)> {
+    let frame = decode(bytes, offset, epoch)?;
+    let next = (offset + HEADER + frame.payload.len()).next_multiple_of(ALIGN);
+    Some((frame, next))
+}
+
 /// The frame at `offset` if it is valid in generation `epoch`.
 fn decode(bytes: &[u8], offset: usize, epoch: u64) -> Option<Frame<'_>> {
     let header = bytes.get(offset..offset.checked_add(HEADER)?)?;
@@ -157,14 +164,22 @@ pub(crate) fn scan<'a>(
 /// The records of a valid frame's payload; `Error::Corrupted` if they do not parse (the
 /// checksum matched, so the frame was written so).
 pub(crate) fn records<'a>(frame: &Frame<'a>, path: &Path) -> Result<Vec<Record<'a>>> {
+    parse_records(frame.payload, frame.offset, path)
+}
+
+/// The records of `payload`, the payload of the frame at `offset` of the log `path`.
+pub(crate) fn parse_records<'a>(
+    payload: &'a [u8],
+    offset: usize,
+    path: &Path,
+) -> Result<Vec<Record<'a>>> {
     let bad = || {
         Error::Corrupted(format!(
-            "{}: the commit-log frame at offset {} has malformed records",
+            "{}: the commit-log frame at offset {offset} has malformed records",
             path.display(),
-            frame.offset
         ))
     };
-    let mut rest = frame.payload;
+    let mut rest = payload;
     let mut out = Vec::new();
     while let Some((&tag, tail)) = rest.split_first() {
         rest = tail;

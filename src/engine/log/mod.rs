@@ -21,7 +21,9 @@ use redb::ReadableTable;
 
 pub use self::file::LogIo;
 pub(crate) use self::file::LogPlace;
-use self::frame::{Record, encode, records, scan};
+pub(super) use self::frame::Record;
+pub(super) use self::frame::{decode_at, encode as encode_frame, parse_records};
+use self::frame::{encode, records, scan};
 pub(crate) use self::frame::{record_clear, record_delete, record_put};
 #[cfg(feature = "__internal_testing")]
 pub use self::probe::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
@@ -35,7 +37,7 @@ use crate::{Error, Result, rules};
 const CHECKPOINT_BYTES: u64 = 16 << 20;
 /// The log file grows by this much at a time (written zeros), so most appends overwrite
 /// allocated blocks and `fdatasync` has no metadata to commit.
-const GROW_BYTES: u64 = 1 << 20;
+pub(super) const GROW_BYTES: u64 = 1 << 20;
 
 /// Set: the next append (in any handle of the process) fails after writing its frame, as a
 /// failed `fdatasync` would.
@@ -178,7 +180,7 @@ fn synced_in_order(epoch: u64) -> bool {
 }
 
 /// A fresh random log generation, odd for a `buffered` handle's log.
-fn new_epoch(old: u64, buffered: bool) -> u64 {
+pub(super) fn new_epoch(old: u64, buffered: bool) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -202,7 +204,10 @@ fn new_epoch(old: u64, buffered: bool) -> u64 {
 
 /// Marks META for a log of generation `epoch` (format [`LOG_FORMAT`]), or for no log:
 /// exactly format 1's META again (`format_version` and `seq`).
-fn mark_log(meta: &mut redb::Table<'_, &'static str, u64>, epoch: Option<u64>) -> Result<()> {
+pub(super) fn mark_log(
+    meta: &mut redb::Table<'_, &'static str, u64>,
+    epoch: Option<u64>,
+) -> Result<()> {
     match epoch {
         Some(epoch) => {
             meta.insert(FORMAT_VERSION, LOG_FORMAT).map_err(storage)?;
@@ -220,7 +225,7 @@ impl Engine {
     /// Writes `META` so that the log's frames of generation `epoch` are the ones to replay
     /// (`Some`), or that no log is needed (`None`), in one durable redb commit. Every change
     /// committed before is then durable in redb.
-    fn commit_checkpoint(&self, epoch: Option<u64>) -> Result<()> {
+    pub(super) fn commit_checkpoint(&self, epoch: Option<u64>) -> Result<()> {
         let txn = self.begin_write(true)?;
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
@@ -285,7 +290,7 @@ impl Engine {
         log.place.remove()
     }
 
-    fn stored_epoch(&self) -> Result<u64> {
+    pub(super) fn stored_epoch(&self) -> Result<u64> {
         let txn = self.begin_read()?;
         let meta = txn.open_table(META).map_err(storage)?;
         Ok(meta
