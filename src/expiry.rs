@@ -2,7 +2,8 @@
 //!
 //! Expired entries are already invisible to every read; sweeping only reclaims space. Each
 //! tick costs one short read of the expiry index; the write path is entered only when
-//! something is due. Every process sharing a file sweeps; deletes are idempotent.
+//! something is due. Of the handles sharing a file, one sweeps at a time (the first whose
+//! sweeper claims the shared log's sweep lock; another takes over when it closes or dies).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub(crate) fn spawn_sweeper(
     interval: Duration,
 ) -> Result<Ticker> {
     Ticker::spawn("valkeyrie-sweeper", interval, move || {
+        if !engine.claim_sweeping() {
+            return;
+        }
         let due = engine
             .next_expiry()
             .is_ok_and(|next| next.is_some_and(|t| t <= clock.now_millis()));

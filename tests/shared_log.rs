@@ -363,3 +363,35 @@ proptest! {
         prop_assert_eq!(list_all(&reopened, false).unwrap().len(), model.len());
     }
 }
+
+/// Waits up to 5 s for `db` to hold `want` entries (`stats` counts swept ones only).
+fn wait_for_entries(db: &Kv, want: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while db.stats()?.entries != want {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("still {} entries, want {want}", db.stats()?.entries).into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+#[test]
+fn one_handle_sweeps_and_another_takes_over_when_it_closes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("sweep.kv");
+    let open = || Kv::builder().sweep_interval(Some(Duration::from_millis(5))).open(&path);
+    let a = open()?;
+    let b = open()?;
+    a.set(&key!["keep"], &1)?;
+    for i in 0..10 {
+        b.set_expiring(&key!["gone", i], &i, Duration::from_millis(20))?;
+    }
+    wait_for_entries(&b, 1)?;
+    a.close()?;
+    for i in 0..10 {
+        b.set_expiring(&key!["later", i], &i, Duration::from_millis(20))?;
+    }
+    wait_for_entries(&b, 1)?;
+    Ok(())
+}

@@ -354,6 +354,14 @@ impl Engine {
             .transpose()
     }
 
+    /// Whether this handle's sweeper should sweep: always, except that of the handles
+    /// sharing a file only one sweeps at a time.
+    pub(crate) fn claim_sweeping(&self) -> bool {
+        self.shared_log
+            .as_ref()
+            .is_none_or(shared::SharedLog::claim_sweeping)
+    }
+
     /// The file's size in bytes (`None` in memory).
     pub(crate) fn file_size(&self) -> Result<Option<u64>> {
         Ok(match &self.path {
