@@ -380,7 +380,11 @@ fn wait_for_entries(db: &Kv, want: u64) -> Result<(), Box<dyn std::error::Error>
 fn one_handle_sweeps_and_another_takes_over_when_it_closes() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("sweep.kv");
-    let open = || Kv::builder().sweep_interval(Some(Duration::from_millis(5))).open(&path);
+    let open = || {
+        Kv::builder()
+            .sweep_interval(Some(Duration::from_millis(5)))
+            .open(&path)
+    };
     let a = open()?;
     let b = open()?;
     a.set(&key!["keep"], &1)?;

@@ -159,10 +159,16 @@ impl LogSlot {
     }
 }
 
+/// Whether a fault-injection test asked the next log fsync to fail (and clears the request).
+#[cfg(feature = "__internal_testing")]
+pub(super) fn take_injected_sync_failure() -> bool {
+    FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
 impl ActiveLog {
     fn sync(&mut self) -> Result<()> {
         #[cfg(feature = "__internal_testing")]
-        if FAIL_NEXT_SYNC.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if take_injected_sync_failure() {
             return Err(std::io::Error::other("injected commit-log fsync failure").into());
         }
         self.file.sync_data()?;

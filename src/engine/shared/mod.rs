@@ -29,11 +29,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use redb::{ReadableTable, StorageBackend, backends::FileBackend};
 
-use self::header::Header;
-use self::pending::Pending;
+use self::header::{Header, Published};
+use self::pending::{Pending, Unpublished};
 use self::view::{Snap, View};
 use super::Engine;
 use super::errors::storage;
@@ -45,8 +45,6 @@ use crate::{Error, Result};
 
 /// Log bytes after which the appender checkpoints.
 const CHECKPOINT_BYTES: u64 = 4 << 20;
-/// Overlay bytes (keys and values) after which the appender checkpoints.
-const CHECKPOINT_OVERLAY_BYTES: usize = 8 << 20;
 /// Foreign keys remembered for watchers before they collapse into "everything changed".
 const MAX_FOREIGN_KEYS: usize = 4096;
 /// Catch-up attempts before a read gives up (each follows a checkpoint it raced).
@@ -62,6 +60,8 @@ const LIVE: u64 = 1;
 const APPEND: u64 = 2;
 /// Held by the one handle whose sweeper deletes expired entries.
 const SWEEP: u64 = 3;
+/// Held while fsyncing the log and publishing what the fsync covered.
+const FLUSH: u64 = 4;
 
 /// The index file beside the database at `db`: `<db>-idx`.
 pub(crate) fn idx_path(db: &Path) -> PathBuf {
@@ -95,7 +95,7 @@ impl Foreign {
 #[derive(Debug)]
 pub(crate) struct Current {
     view: View,
-    seen: Header,
+    seen: Published,
     checked: Instant,
 }
 
@@ -114,6 +114,9 @@ pub(crate) struct SharedLog {
     sweeping: std::sync::atomic::AtomicBool,
     max_staleness: Option<Duration>,
     lock_timeout: Duration,
+    /// One per lock byte: an OFD lock belongs to the handle, so threads of one handle take
+    /// this first to exclude each other.
+    local: [Mutex<()>; 5],
 }
 
 #[derive(Debug, Default)]
@@ -123,10 +126,11 @@ struct Appender {
     poisoned: Option<String>,
 }
 
-/// Holds an idx lock byte until dropped.
+/// Holds an idx lock byte (and its in-process mutex, if any) until dropped.
 struct Held<'a> {
     idx: &'a FileBackend,
     byte: u64,
+    _local: Option<MutexGuard<'a, ()>>,
 }
 
 impl Drop for Held<'_> {
@@ -172,11 +176,15 @@ impl SharedLog {
             if engine.stored_format()? == super::tables::LOG_FORMAT {
                 engine.recover_log()?;
             }
-            let header = Header {
-                last_seq: engine.stored_sequence()?,
-                ..Header::default()
-            };
-            write_header(&idx, &header)?;
+            let seq = engine.stored_sequence()?;
+            write_header(
+                &idx,
+                &Header {
+                    written_seq: seq,
+                    last_seq: seq,
+                    ..Header::default()
+                },
+            )?;
         }
         // Downgrades our exclusive hold, or joins the other handles.
         if !idx.try_lock_shared_range(start, end).map_err(lock_error)? {
@@ -198,7 +206,27 @@ impl SharedLog {
             sweeping: std::sync::atomic::AtomicBool::new(false),
             max_staleness,
             lock_timeout,
+            local: Default::default(),
         })
+    }
+
+    /// Takes lock byte `byte` exclusively, for this thread alone, waiting at most the
+    /// lock timeout.
+    fn lock(&self, byte: u64) -> Result<Held<'_>> {
+        let begun = Instant::now();
+        let local = usize::try_from(byte)
+            .ok()
+            .and_then(|i| self.local.get(i))
+            .ok_or_else(|| Error::Storage(format!("no lock byte {byte}").into()))?;
+        let Some(guard) = local.try_lock_for(self.lock_timeout) else {
+            return Err(Error::LockTimeout {
+                waited: begun.elapsed(),
+            });
+        };
+        let timeout = self.lock_timeout.saturating_sub(begun.elapsed());
+        let mut held = lock(&self.idx, byte, false, timeout)?;
+        held._local = Some(guard);
+        Ok(held)
     }
 
     fn header(&self) -> Result<Header> {
@@ -220,7 +248,10 @@ impl SharedLog {
         let header = self.header()?;
         {
             let guard = self.current.read();
-            if guard.as_ref().is_some_and(|cur| cur.seen == header) {
+            if guard
+                .as_ref()
+                .is_some_and(|cur| cur.seen == header.published())
+            {
                 return Ok(guard);
             }
         }
@@ -238,13 +269,13 @@ impl SharedLog {
     ) -> Result<()> {
         for _ in 0..CATCH_UP_ATTEMPTS {
             if let Some(cur) = slot.as_mut() {
-                if cur.seen == header {
+                if cur.seen == header.published() {
                     cur.checked = Instant::now();
                     return Ok(());
                 }
-                if cur.view.epoch == header.epoch && cur.view.applied <= header.published {
+                if cur.view.epoch == header.pub_epoch && cur.view.applied <= header.published {
                     if self.read_frames(&mut cur.view, header)? {
-                        cur.seen = header;
+                        cur.seen = header.published();
                         cur.checked = Instant::now();
                         return Ok(());
                     }
@@ -261,12 +292,12 @@ impl SharedLog {
                 // unseen.
                 *self.foreign.lock() = Foreign::All;
             }
-            let newer = view.epoch != header.epoch;
+            let newer = view.epoch != header.pub_epoch;
             *slot = Some(Current {
                 view,
                 // Not yet caught up, unless the snapshot is newer than the header (a
                 // checkpoint that has not updated the header yet holds everything).
-                seen: if newer { header } else { Header::default() },
+                seen: if newer { header.published() } else { (0, 0) },
                 checked: Instant::now(),
             });
             if newer {
@@ -293,7 +324,7 @@ impl SharedLog {
         let mut offset = 0;
         let mut foreign = self.foreign.lock();
         while offset < bytes.len() {
-            let Some((frame, next)) = log::decode_at(&bytes, offset, header.epoch) else {
+            let Some((frame, next)) = log::decode_at(&bytes, offset, header.pub_epoch) else {
                 return Ok(false);
             };
             if frame.seq <= view.last_seq {
@@ -369,7 +400,11 @@ impl SharedLog {
         }
     }
 
-    /// Commits a batch: see [`Engine::write`].
+    /// Commits a batch: see [`Engine::write`]. Under `APPEND`: evaluate it over the view and
+    /// the frames written but not yet published, write its frame, record the new end. Then,
+    /// without `APPEND` (others may append meanwhile), make it durable and visible under
+    /// `FLUSH`: one fsync covers every frame written so far, so processes committing at the
+    /// same moment share it.
     pub(crate) fn write<R>(
         &self,
         engine: &Engine,
@@ -382,20 +417,26 @@ impl SharedLog {
                 format!("the commit log failed earlier ({why}); reopen the database").into(),
             ));
         }
-        let _append = lock(&self.idx, APPEND, false, self.lock_timeout)?;
+        let append = self.lock(APPEND)?;
         let mut header = self.prepare(engine)?;
-        let seq = header.last_seq + 1;
-        let guard = self.upgradable_view(engine, header)?;
-        let Some(cur) = guard.as_ref() else {
-            return Err(Error::Storage("the commit log has no view".into()));
-        };
+        let seq = header.written_seq + 1;
         let Appender {
             payload,
             frame,
             poisoned,
         } = &mut *appender;
         let (result, changed) = {
-            let mut pending = Pending::new(&cur.view, payload);
+            let guard = self.view(engine, true)?;
+            let Some(cur) = guard
+                .as_ref()
+                .filter(|cur| cur.view.epoch == header.epoch && cur.view.applied <= header.written)
+            else {
+                return Err(Error::Storage(
+                    "the commit log's header and redb disagree; reopen the database".into(),
+                ));
+            };
+            let unpublished = self.unpublished(&cur.view, &header)?;
+            let mut pending = Pending::new(&cur.view, &unpublished, payload);
             let mut batch = Batch::new(&mut pending, seq, now_ms);
             let result = apply(&mut batch)?;
             (result, batch.changed())
@@ -404,113 +445,169 @@ impl SharedLog {
             return Ok((result, None));
         }
         log::encode_frame(frame, header.epoch, seq, payload);
-        let end = header.published + frame.len() as u64;
-        let appended = self
+        let end = header.written + frame.len() as u64;
+        let written = self
             .grow(&mut header, end)
-            .and_then(|()| self.log.write(header.published, frame).map_err(Error::from))
-            .and_then(|()| self.log.sync_data().map_err(Error::from));
-        if let Err(e) = appended {
-            // The frame may be durable; nobody may append after it or reuse its sequence.
-            poisoned.get_or_insert_with(|| e.to_string());
-            header.poisoned = true;
-            let _ = write_header(&self.idx, &header);
-            return Err(e);
-        }
-        let at = header.published;
-        header.published = end;
-        header.last_seq = seq;
-        if let Err(e) = write_header(&self.idx, &header) {
+            .and_then(|()| self.log.write(header.written, frame).map_err(Error::from));
+        // On failure nothing recorded the frame: the next append overwrites it.
+        written?;
+        header.written = end;
+        header.written_seq = seq;
+        if let Err(e) = write_append(&self.idx, &header) {
             poisoned.get_or_insert_with(|| e.to_string());
             return Err(e);
         }
-        let mut guard = RwLockUpgradableReadGuard::upgrade(guard);
-        if let Some(cur) = guard.as_mut() {
-            let at = usize::try_from(at).unwrap_or(usize::MAX);
-            for record in log::parse_records(payload, at, &self.log_path)? {
-                match record {
-                    Record::Put(key, envelope) => {
-                        rules::restore(&mut cur.view, key, Some(envelope))?
-                    }
-                    Record::Delete(key) => rules::restore(&mut cur.view, key, None)?,
-                    Record::Clear => State::clear(&mut cur.view)?,
-                }
-            }
-            cur.view.applied = header.published;
-            cur.view.last_seq = seq;
-            cur.seen = header;
-            if header.published >= CHECKPOINT_BYTES
-                || cur.view.overlay.bytes >= CHECKPOINT_OVERLAY_BYTES
-            {
-                // The commit is durable and visible; a failed checkpoint is retried later.
-                let _ = self.checkpoint_locked(engine, &mut header, &mut guard);
-            }
+        drop(append);
+        drop(appender);
+        if let Err(e) = self.flush(header.epoch, end) {
+            self.append
+                .lock()
+                .poisoned
+                .get_or_insert_with(|| e.to_string());
+            return Err(e);
+        }
+        // This handle reads its own write from now on, whatever its consistency.
+        drop(self.view(engine, true)?);
+        if end >= CHECKPOINT_BYTES {
+            // The commit is durable and visible; a failed checkpoint is retried later.
+            let _ = self.checkpoint(engine);
         }
         Ok((result, Some(seq)))
     }
 
-    /// Under `APPEND`: the header, with a crashed checkpoint settled and the log activated.
-    fn prepare(&self, engine: &Engine) -> Result<Header> {
-        let mut header = self.settle(engine)?;
-        if header.epoch == 0 {
-            let epoch = log::new_epoch(engine.stored_epoch()?, false);
-            engine.commit_checkpoint(Some(epoch))?;
-            header.epoch = epoch;
-            header.published = 0;
-            write_header(&self.idx, &header)?;
+    /// The final key states of the frames in `[view.applied, header.written)`: written, but
+    /// not (or not yet seen) published.
+    fn unpublished(&self, view: &View, header: &Header) -> Result<Unpublished> {
+        let mut out = Unpublished::default();
+        if view.applied >= header.written {
+            return Ok(out);
         }
-        Ok(header)
+        let len = usize::try_from(header.written - view.applied)
+            .map_err(|_| Error::Storage("the commit log is too large to read".into()))?;
+        let mut bytes = vec![0; len];
+        self.log.read(view.applied, &mut bytes)?;
+        let mut offset = 0;
+        let mut last_seq = view.last_seq;
+        while offset < bytes.len() {
+            let at = usize::try_from(view.applied).unwrap_or(usize::MAX) + offset;
+            let Some((frame, next)) = log::decode_at(&bytes, offset, header.epoch)
+                .filter(|(frame, _)| frame.seq > last_seq)
+            else {
+                return Err(Error::Corrupted(format!(
+                    "{}: the written commit-log frame at offset {at} does not verify",
+                    self.log_path.display()
+                )));
+            };
+            for record in log::parse_records(frame.payload, at, &self.log_path)? {
+                match record {
+                    Record::Put(key, envelope) => {
+                        out.entries.insert(key.to_vec(), Some(envelope.to_vec()));
+                    }
+                    Record::Delete(key) => {
+                        out.entries.insert(key.to_vec(), None);
+                    }
+                    Record::Clear => {
+                        out.entries.clear();
+                        out.cleared = true;
+                    }
+                }
+            }
+            last_seq = frame.seq;
+            offset = next;
+        }
+        Ok(out)
     }
 
-    /// Under `APPEND`: the header, refusing a poisoned log and settling a checkpoint whose
-    /// process died between redb's commit and the header.
-    fn settle(&self, engine: &Engine) -> Result<Header> {
+    /// Makes the frame ending at `end` of generation `epoch` durable and visible, unless
+    /// another handle's fsync already did: under `FLUSH`, fsync the log and publish
+    /// everything written before it. A failed fsync poisons the log for every handle (the
+    /// kernel may have dropped the pages, so no later fsync can vouch for them).
+    fn flush(&self, epoch: u64, end: u64) -> Result<()> {
+        let _flush = self.lock(FLUSH)?;
         let mut header = self.header()?;
         if header.poisoned {
             return Err(Error::Storage(
                 "the commit log failed in another handle; reopen the database".into(),
             ));
         }
-        if header.pending != 0 {
-            if engine.stored_epoch()? == header.pending {
-                header.epoch = header.pending;
-                header.published = 0;
-            }
-            header.pending = 0;
-            write_header(&self.idx, &header)?;
+        // Published by another flush, or by a checkpoint, which publishes all first.
+        if header.pub_epoch != epoch || header.epoch != epoch || header.published >= end {
+            return Ok(());
         }
+        #[cfg(feature = "__internal_testing")]
+        let injected = log::take_injected_sync_failure();
+        #[cfg(not(feature = "__internal_testing"))]
+        let injected = false;
+        let synced = if injected {
+            Err(std::io::Error::other("injected commit-log fsync failure"))
+        } else {
+            self.log.sync_data()
+        };
+        if let Err(e) = synced {
+            header.poisoned = true;
+            let _ = write_publish(&self.idx, &header);
+            return Err(e.into());
+        }
+        header.published = header.written;
+        header.last_seq = header.written_seq;
+        write_publish(&self.idx, &header)
+    }
+
+    /// Under `APPEND`: the header, with a crashed checkpoint settled and the log activated.
+    fn prepare(&self, engine: &Engine) -> Result<Header> {
+        let header = self.settle(engine, false)?;
+        if header.epoch != 0 {
+            return Ok(header);
+        }
+        let _flush = self.lock(FLUSH)?;
+        let mut header = self.header()?;
+        let epoch = log::new_epoch(engine.stored_epoch()?, false);
+        engine.commit_checkpoint(Some(epoch))?;
+        header.epoch = epoch;
+        header.written = 0;
+        header.written_seq = header.last_seq;
+        write_append(&self.idx, &header)?;
+        header.pub_epoch = epoch;
+        header.published = 0;
+        write_publish(&self.idx, &header)?;
         Ok(header)
     }
 
-    /// The view caught up exactly to `header` (under `APPEND`), for an append. Retries if
-    /// maintenance dropped the view in between.
-    fn upgradable_view(
-        &self,
-        engine: &Engine,
-        header: Header,
-    ) -> Result<RwLockUpgradableReadGuard<'_, Option<Current>>> {
-        let exact = |slot: &Option<Current>| {
-            slot.as_ref().is_some_and(|cur| {
-                cur.view.epoch == header.epoch && cur.view.applied == header.published
-            })
-        };
-        for _ in 0..CATCH_UP_ATTEMPTS {
-            {
-                let mut guard = self.current.write();
-                self.catch_up(engine, &mut guard, header)?;
-                if !exact(&guard) {
-                    return Err(Error::Storage(
-                        "the commit log's header and redb disagree; reopen the database".into(),
-                    ));
-                }
-            }
-            let guard = self.current.upgradable_read();
-            if exact(&guard) {
-                return Ok(guard);
-            }
+    /// Under `APPEND` (and `FLUSH` if `flushing`): the header, refusing a poisoned log and
+    /// finishing a checkpoint whose process died before both slots named the generation
+    /// META names.
+    fn settle(&self, engine: &Engine, flushing: bool) -> Result<Header> {
+        let header = self.header()?;
+        if header.poisoned {
+            return Err(Error::Storage(
+                "the commit log failed in another handle; reopen the database".into(),
+            ));
         }
-        Err(Error::Storage(
-            "could not keep a view of the commit log for the commit".into(),
-        ))
+        if header.pending == 0 && header.pub_epoch == header.epoch {
+            return Ok(header);
+        }
+        let _flush = if flushing {
+            None
+        } else {
+            Some(self.lock(FLUSH)?)
+        };
+        let mut header = self.header()?;
+        if header.pending != 0 {
+            if engine.stored_epoch()? == header.pending {
+                // redb holds every frame up to here; the new generation starts empty.
+                header.epoch = header.pending;
+                header.written = 0;
+                header.written_seq = header.last_seq;
+            }
+            header.pending = 0;
+            write_append(&self.idx, &header)?;
+        }
+        if header.pub_epoch != header.epoch {
+            header.pub_epoch = header.epoch;
+            header.published = 0;
+            write_publish(&self.idx, &header)?;
+        }
+        Ok(header)
     }
 
     /// Makes sure the log file has `end` bytes allocated (written zeros, so appends
@@ -526,50 +623,58 @@ impl SharedLog {
         Ok(())
     }
 
-    /// Under `APPEND`, with the view current: writes the overlay into redb and starts a new,
-    /// empty generation.
-    fn checkpoint_locked(
-        &self,
-        engine: &Engine,
-        header: &mut Header,
-        slot: &mut Option<Current>,
-    ) -> Result<()> {
-        let Some(cur) = slot.as_ref() else {
-            return Ok(());
-        };
-        if header.epoch == 0 || header.published == 0 {
-            return Ok(());
-        }
-        let epoch = log::new_epoch(header.epoch, false);
-        header.pending = epoch;
-        write_header(&self.idx, header)?;
-        engine.checkpoint_overlay(&cur.view, header.last_seq, epoch)?;
-        header.epoch = epoch;
-        header.published = 0;
-        header.pending = 0;
-        write_header(&self.idx, header)?;
-        *slot = None;
-        self.catch_up(engine, slot, *header)
-    }
-
-    /// Writes everything into redb (stats, maintenance, close).
+    /// Writes everything into redb and starts a new, empty generation (stats, maintenance,
+    /// close, and every 4 MiB of log).
     pub(crate) fn checkpoint(&self, engine: &Engine) -> Result<()> {
         let _appender = self.append.lock();
-        let _append = lock(&self.idx, APPEND, false, self.lock_timeout)?;
-        let mut header = self.settle(engine)?;
-        if header.epoch == 0 || header.published == 0 {
+        let _append = self.lock(APPEND)?;
+        let _flush = self.lock(FLUSH)?;
+        let mut header = self.settle(engine, true)?;
+        if header.epoch == 0 || header.written == 0 {
             return Ok(());
         }
-        let mut guard = self.current.write();
-        self.catch_up(engine, &mut guard, header)?;
-        self.checkpoint_locked(engine, &mut header, &mut guard)
+        if header.published < header.written {
+            self.log.sync_data().inspect_err(|_| {
+                header.poisoned = true;
+                let _ = write_publish(&self.idx, &header);
+            })?;
+            header.published = header.written;
+            header.last_seq = header.written_seq;
+            write_publish(&self.idx, &header)?;
+        }
+        let mut slot = self.current.write();
+        self.catch_up(engine, &mut slot, header)?;
+        let Some(cur) = slot
+            .as_ref()
+            .filter(|cur| cur.view.epoch == header.epoch && cur.view.applied == header.written)
+        else {
+            return Err(Error::Storage(
+                "the commit log's header and redb disagree; reopen the database".into(),
+            ));
+        };
+        let epoch = log::new_epoch(header.epoch, false);
+        header.pending = epoch;
+        write_append(&self.idx, &header)?;
+        engine.checkpoint_overlay(&cur.view, header.last_seq, epoch)?;
+        header.epoch = epoch;
+        header.written = 0;
+        header.pending = 0;
+        write_append(&self.idx, &header)?;
+        header.pub_epoch = epoch;
+        header.published = 0;
+        write_publish(&self.idx, &header)?;
+        *slot = None;
+        self.catch_up(engine, &mut slot, header)
     }
 
     /// At close: if this is the last handle (in any process), writes everything into redb,
     /// marks the file as needing no log and deletes the log.
     pub(crate) fn close(&self, engine: &Engine) -> Result<()> {
-        let gate = lock(&self.idx, GATE, false, self.lock_timeout)?;
-        if self.sweeping.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let gate = self.lock(GATE)?;
+        if self
+            .sweeping
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
             let (start, end) = range(SWEEP);
             let _ = self.idx.unlock_range(start, end);
         }
@@ -582,14 +687,15 @@ impl SharedLog {
         let last = (|| {
             self.checkpoint(engine)?;
             *self.current.write() = None;
-            let _append = lock(&self.idx, APPEND, false, self.lock_timeout)?;
+            let _append = self.lock(APPEND)?;
+            let _flush = self.lock(FLUSH)?;
             let header = self.header()?;
             engine.commit_checkpoint(None)?;
             write_header(
                 &self.idx,
                 &Header {
+                    written_seq: header.last_seq,
                     last_seq: header.last_seq,
-                    allocated: 0,
                     ..Header::default()
                 },
             )?;
@@ -615,7 +721,11 @@ fn lock(idx: &FileBackend, byte: u64, shared: bool, timeout: Duration) -> Result
         }
         .map_err(lock_error)?;
         if got {
-            return Ok(Held { idx, byte });
+            return Ok(Held {
+                idx,
+                byte,
+                _local: None,
+            });
         }
         let waited = begun.elapsed();
         if waited >= timeout {
@@ -648,8 +758,21 @@ fn read_header(idx: &FileBackend) -> Result<Header> {
     ))
 }
 
+/// Writes both slots (only with every handle excluded: at first open and last close).
 fn write_header(idx: &FileBackend, header: &Header) -> Result<()> {
-    idx.write(0, &header.encode()).map_err(lock_error)
+    write_append(idx, header)?;
+    write_publish(idx, header)
+}
+
+/// Writes slot 0 (the `APPEND` holder).
+fn write_append(idx: &FileBackend, header: &Header) -> Result<()> {
+    idx.write(0, &header.encode_append()).map_err(lock_error)
+}
+
+/// Writes slot 1 (the `FLUSH` holder).
+fn write_publish(idx: &FileBackend, header: &Header) -> Result<()> {
+    idx.write(header::SLOT as u64, &header.encode_publish())
+        .map_err(lock_error)
 }
 
 impl Engine {

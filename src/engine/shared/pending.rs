@@ -9,9 +9,19 @@ use super::view::View;
 use crate::Result;
 use crate::rules::State;
 
-/// A batch's changes over `view`, and its frame payload.
+/// Final key states of frames written but not yet published (fsynced): a commit is
+/// evaluated on top of them, reads never see them.
+#[derive(Debug, Default)]
+pub(super) struct Unpublished {
+    /// `None`: deleted.
+    pub(super) entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) cleared: bool,
+}
+
+/// A batch's changes over the unpublished frames over `view`, and its frame payload.
 pub(super) struct Pending<'a> {
     pub(super) view: &'a View,
+    unpublished: &'a Unpublished,
     /// `None`: deleted.
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     cleared: bool,
@@ -19,10 +29,15 @@ pub(super) struct Pending<'a> {
 }
 
 impl<'a> Pending<'a> {
-    pub(super) fn new(view: &'a View, payload: &'a mut Vec<u8>) -> Pending<'a> {
+    pub(super) fn new(
+        view: &'a View,
+        unpublished: &'a Unpublished,
+        payload: &'a mut Vec<u8>,
+    ) -> Pending<'a> {
         payload.clear();
         Pending {
             view,
+            unpublished,
             changes: BTreeMap::new(),
             cleared: false,
             payload,
@@ -36,7 +51,12 @@ impl State for Pending<'_> {
             Some(Some(envelope)) => found(envelope),
             Some(None) => {}
             None if self.cleared => {}
-            None => self.view.get(key, found)?,
+            None => match self.unpublished.entries.get(key) {
+                Some(Some(envelope)) => found(envelope),
+                Some(None) => {}
+                None if self.unpublished.cleared => {}
+                None => self.view.get(key, found)?,
+            },
         }
         Ok(())
     }
@@ -67,7 +87,7 @@ impl State for Pending<'_> {
     /// The view's due pairs; cleanup checks each against the key's current envelope, so
     /// pairs made stale by this batch are harmless.
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        if self.cleared {
+        if self.cleared || self.unpublished.cleared {
             return Ok(Vec::new());
         }
         self.view.due(now_ms, limit)
