@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use valkeyrie::{
-    CommitOutcome, Durability, Key, KeyPart, Kv, KvU64, ListOptions, ManualClock, Selector, Value,
-    Versionstamp, key,
+    CommitOutcome, Durability, EnqueueOptions, Key, KeyPart, Kv, KvU64, ListOptions, ManualClock,
+    Selector, Value, Versionstamp, key,
 };
 
 type TourResult<T = ()> = Result<T, Box<dyn Error>>;
@@ -41,6 +41,7 @@ fn main() -> TourResult {
     expiry()?;
     errors(&db)?;
     let last = two_handles(&db, &path)?;
+    queues(&db, &path)?;
     maintenance(&db)?;
     db.close()?;
     reopen(&path, last)?;
@@ -623,6 +624,53 @@ fn two_handles(db: &Kv, path: &std::path::Path) -> TourResult<Versionstamp> {
     assert_eq!(total.value, KvU64(100));
     other.close()?;
     Ok(total.versionstamp)
+}
+
+fn queues(db: &Kv, path: &std::path::Path) -> TourResult {
+    section("Queues: enqueue, listen in another handle, retries and dead letters");
+    let worker = Kv::open(path)?;
+    let mut queue = worker.listen_queue::<(String, u32)>()?;
+    // Enqueued only if the order is new: committed with the order or not at all.
+    let outcome = db
+        .atomic()
+        .check(&key!["orders", 1], None)
+        .set(&key!["orders", 1], "placed")
+        .enqueue(&("ship".to_string(), 1), EnqueueOptions::default())
+        .commit()?;
+    let vs = outcome.versionstamp().ok_or("committed")?;
+    db.enqueue(
+        &("bill".to_string(), 1),
+        EnqueueOptions::default()
+            .delay(Duration::from_millis(20))
+            .backoff_schedule([Duration::from_millis(10)])
+            .keys_if_undelivered([key!["failed", "bill", 1]]),
+    )?;
+    let stats = db.stats()?;
+    println!(
+        "queued: {} ready, {} delayed",
+        stats.queue_ready, stats.queue_delayed
+    );
+    let ship = queue.next_timeout(Duration::from_secs(5))?.ok_or("ship")?;
+    println!(
+        "handle 2 got {:?} (enqueued @ {})",
+        ship.value,
+        ship.versionstamp()
+    );
+    assert_eq!(ship.versionstamp(), vs);
+    ship.ack()?;
+    // The delayed task fails twice: retried once after 10 ms, then dead-lettered.
+    for attempt in 1..=2 {
+        let bill = queue.next_timeout(Duration::from_secs(5))?.ok_or("bill")?;
+        println!("try {} of {:?} fails", bill.attempt(), bill.value);
+        assert_eq!(bill.attempt(), attempt);
+        bill.retry()?;
+    }
+    let dead = db
+        .get::<(String, u32)>(&key!["failed", "bill", 1])?
+        .ok_or("dead letter")?;
+    println!("dead letter: {:?}", dead.value);
+    worker.close()?;
+    Ok(())
 }
 
 fn maintenance(db: &Kv) -> TourResult {

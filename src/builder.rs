@@ -52,6 +52,7 @@ pub struct KvBuilder {
     cache_size_bytes: Option<usize>,
     check_integrity: bool,
     watch_poll_interval: Duration,
+    queue_lease: Duration,
     consistency: Consistency,
     max_staleness: Duration,
     schemas: SchemaRegistry,
@@ -72,6 +73,7 @@ impl Default for KvBuilder {
             cache_size_bytes: Some(DEFAULT_CACHE_SIZE_BYTES),
             check_integrity: false,
             watch_poll_interval: DEFAULT_POLL_INTERVAL,
+            queue_lease: crate::DEFAULT_QUEUE_LEASE,
             consistency: Consistency::Strong,
             max_staleness: DEFAULT_MAX_STALENESS,
             schemas: SchemaRegistry::default(),
@@ -312,6 +314,26 @@ impl KvBuilder {
         self
     }
 
+    /// How long a delivered queue message stays leased to its listener without renewal
+    /// (default [`DEFAULT_QUEUE_LEASE`](crate::DEFAULT_QUEUE_LEASE), 30 s; at least 4 ms).
+    /// While its `Delivery` lives the lease is renewed every quarter of this, so a slow
+    /// handler keeps its message; if the listener's process dies, the message is delivered
+    /// again once the lease runs out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let db = valkeyrie::Kv::builder().queue_lease(Duration::from_secs(5)).open_in_memory()?;
+    /// db.close()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[must_use]
+    pub fn queue_lease(mut self, lease: Duration) -> Self {
+        self.queue_lease = lease.max(Duration::from_millis(4));
+        self
+    }
+
     /// How often watches check for other processes' commits and for expiring entries
     /// (default 5 ms). Each check is one short read of the commit sequence, made only while
     /// a watch exists. Intervals shorter than 100 us, zero included, are raised to 100 us.
@@ -477,6 +499,7 @@ impl KvBuilder {
             shared: !in_memory && !self.exclusive,
             watch_poll_interval: self.watch_poll_interval,
             schemas: self.schemas,
+            queue_lease: self.queue_lease,
         };
         Kv::start(
             config,

@@ -126,6 +126,23 @@ pub enum Error {
     /// A builder option is invalid or conflicts with another.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A queue message's option or value beyond one of Deno KV's queue limits.
+    #[error("queue message {what} is {value}; the limit is {limit}")]
+    QueueLimit {
+        /// Which limit: `"delay in milliseconds"`, `"backoff schedule length"`,
+        /// `"backoff interval in milliseconds"`, `"keys_if_undelivered count"` or
+        /// `"encoded value size in bytes"`.
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A queue delivery's lease expired before `ack` or `retry` (the handler took longer
+    /// than the lease and renewal could not keep it, or the database was reopened): another
+    /// listener may have the message, which will be (or was) delivered again.
+    #[error("the queue message's lease was lost; it may be delivered again")]
+    LeaseLost,
     /// The database was closed.
     #[error("the database is closed")]
     Closed,

@@ -15,6 +15,8 @@ use crate::atomic::AtomicOperation;
 use crate::committer::{self, Committer, Request};
 use crate::engine::Engine;
 use crate::expiry::{self, spawn_sweeper};
+use crate::queue::message;
+use crate::queue::{EnqueueOptions, Leases, QueueCounts, QueueListener};
 use crate::rules::Mutation;
 use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
@@ -65,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) watch_poll_interval: Duration,
     /// Schemas that written values must pass.
     pub(crate) schemas: SchemaRegistry,
+    /// How long a delivered queue message stays leased without renewal.
+    pub(crate) queue_lease: Duration,
 }
 
 struct Inner {
@@ -74,6 +78,8 @@ struct Inner {
     running: RwLock<Option<Running>>,
     /// Held while closing, so every `close` returns only once the file is released.
     closing: parking_lot::Mutex<()>,
+    /// Queue leases this handle holds and renews.
+    leases: Leases,
 }
 
 /// The engine and its background threads.
@@ -86,6 +92,8 @@ struct Running {
     sweeper: Option<Ticker>,
     /// Started by the first watch.
     poller: parking_lot::Mutex<Option<Ticker>>,
+    /// Renews queue leases; started by the first queue listener.
+    keeper: parking_lot::Mutex<Option<Ticker>>,
 }
 
 impl Kv {
@@ -179,6 +187,7 @@ impl Kv {
             committer,
             sweeper,
             poller,
+            keeper: parking_lot::Mutex::new(None),
         };
         let running = RwLock::new(Some(running));
         Ok(Kv {
@@ -187,6 +196,7 @@ impl Kv {
                 notifier,
                 running,
                 closing: parking_lot::Mutex::new(()),
+                leases: Leases::default(),
             }),
         })
     }
@@ -550,7 +560,65 @@ impl Kv {
         expiry::sweep(&commits)
     }
 
-    /// Deletes every entry. The versionstamp sequence continues (it is not reset).
+    /// Enqueues `value` as a queue message (Deno KV's `enqueue`): committed durably before
+    /// this returns, due `options.delay` after the commit, then delivered at least once to
+    /// a [`QueueListener`] in any process that has the database open. Returns the commit's
+    /// versionstamp. Use [`AtomicOperation::enqueue`](crate::AtomicOperation::enqueue) to
+    /// enqueue together with other writes, or only if checks pass.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{EnqueueOptions, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let vs = db.enqueue(&("email", 7), EnqueueOptions::default())?;
+    /// let job = db.listen_queue::<(String, u32)>()?.next().unwrap()?;
+    /// assert_eq!((job.value.1, job.versionstamp()), (7, vs));
+    /// job.ack()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueLimit`] beyond one of Deno KV's queue limits (nothing is enqueued),
+    /// [`Error::Encode`], [`Error::KeyTooLarge`] for a dead-letter key, [`Error::Closed`],
+    /// or a storage error.
+    pub fn enqueue<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        options: EnqueueOptions,
+    ) -> Result<Versionstamp> {
+        self.atomic().enqueue(value, options).commit_unchecked()
+    }
+
+    /// Listens for queue messages: each due message is leased to one listener at a time, in
+    /// order of (due time, versionstamp). The listener ends when the database closes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{EnqueueOptions, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.enqueue(&1u8, EnqueueOptions::default())?;
+    /// db.enqueue(&2u8, EnqueueOptions::default())?;
+    /// let mut queue = db.listen_queue::<u8>()?;
+    /// let first = queue.next().unwrap()?;
+    /// let second = queue.next().unwrap()?;
+    /// assert_eq!((first.value, second.value), (1, 2));
+    /// first.ack()?;
+    /// second.ack()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], or an error starting the background threads.
+    pub fn listen_queue<V: DeserializeOwned>(&self) -> Result<QueueListener<V>> {
+        QueueListener::new(self.clone())
+    }
+
+    /// Deletes every entry, and every queue message. The versionstamp sequence continues
+    /// (it is not reset).
     ///
     /// # Examples
     ///
@@ -583,8 +651,21 @@ impl Kv {
         let engine = self.engine()?;
         let raw = engine.raw_stats()?;
         let file_size_bytes = engine.file_size()?;
+        let now = self.now_millis();
+        let mut queue = QueueCounts::default();
+        engine.scan_with(
+            &message::PREFIX,
+            &message::end(),
+            false,
+            usize::MAX,
+            now,
+            |key, envelope| queue.add(key, envelope, now),
+        )?;
         Ok(Stats {
-            entries: raw.entries,
+            entries: raw.entries.saturating_sub(queue.total()),
+            queue_ready: queue.ready,
+            queue_delayed: queue.delayed,
+            queue_in_flight: queue.in_flight,
             expiring_entries: raw.expiring_entries,
             last_sequence: raw.sequence,
             file_size_bytes,
@@ -663,6 +744,34 @@ impl Kv {
 
     pub(crate) fn notifier(&self) -> &Notifier {
         &self.inner.notifier
+    }
+
+    /// How long a delivered queue message stays leased without renewal.
+    pub(crate) fn queue_lease(&self) -> Duration {
+        self.inner.config.queue_lease
+    }
+
+    pub(crate) fn leases(&self) -> &Leases {
+        &self.inner.leases
+    }
+
+    /// Starts the thread that renews this handle's queue leases, if not running.
+    pub(crate) fn start_lease_keeper(&self) -> Result<()> {
+        let running = self.inner.running.read();
+        let running = running.as_ref().ok_or(Error::Closed)?;
+        let mut keeper = running.keeper.lock();
+        if keeper.is_none() {
+            let lease = self.inner.config.queue_lease;
+            let weak = Arc::downgrade(&self.inner);
+            let every = (lease / 4).max(Duration::from_millis(1));
+            *keeper = Some(Ticker::spawn("valkeyrie-leases", every, move || {
+                if let Some(inner) = weak.upgrade() {
+                    let kv = Kv { inner };
+                    kv.inner.leases.renew_due(&kv, lease);
+                }
+            })?);
+        }
+        Ok(())
     }
 
     pub(crate) fn now_millis(&self) -> u64 {
@@ -764,7 +873,10 @@ impl Inner {
             committer,
             sweeper,
             poller,
+            keeper,
         } = running;
+        // Not joined: its tick may hold the last handle, whose drop closes from there.
+        drop(keeper);
         if let Some(sweeper) = sweeper {
             sweeper.stop();
         }

@@ -55,6 +55,7 @@ mod key;
 mod kv;
 pub mod limits;
 mod list;
+mod queue;
 mod rules;
 mod schema;
 mod stats;
@@ -75,6 +76,10 @@ pub use key::{Key, KeyDecodeError, KeyPart};
 pub use kv::Kv;
 pub use limits::Limits;
 pub use list::{ListIter, ListOptions, Selector};
+pub use queue::{
+    DEFAULT_BACKOFF, DEFAULT_QUEUE_LEASE, Delivery, EnqueueOptions, MAX_BACKOFF_INTERVAL,
+    MAX_BACKOFF_INTERVALS, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_UNDELIVERED_KEYS, QueueListener,
+};
 pub use rules::{CheckFailure, CommitOutcome, FailedCheck};
 pub use schema::{Issue, Pattern, PatternPart};
 pub use stats::Stats;

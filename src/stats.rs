@@ -16,7 +16,8 @@
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Stored entries, including expired ones the sweeper has not deleted yet.
+    /// Stored entries, including expired ones the sweeper has not deleted yet (queue
+    /// messages are not entries: see the `queue_*` counts).
     pub entries: u64,
     /// Stored entries that have an expiry.
     pub expiring_entries: u64,
@@ -30,4 +31,11 @@ pub struct Stats {
     pub stored_bytes: u64,
     /// Bytes lost to fragmentation inside the tables' pages; `Kv::compact` reclaims space.
     pub fragmented_bytes: u64,
+    /// Queue messages due now and not leased to a listener (including those whose lease
+    /// ran out).
+    pub queue_ready: u64,
+    /// Queue messages not due yet (delayed, or waiting to be retried).
+    pub queue_delayed: u64,
+    /// Queue messages leased to a listener that is handling them.
+    pub queue_in_flight: u64,
 }

@@ -247,6 +247,55 @@ impl AtomicOperation {
         self.push_counter(key, CounterOp::Max, operand)
     }
 
+    /// Enqueues `value` as a queue message if, and when, this operation commits (the
+    /// transactional outbox): a failed check enqueues nothing. Counts as one mutation, and
+    /// its encoded value toward the operation's size limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{key, EnqueueOptions, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// let order = key!["orders", 7];
+    /// let outcome = db
+    ///     .atomic()
+    ///     .check(&order, None)
+    ///     .set(&order, &"placed")
+    ///     .enqueue(&("ship", 7), EnqueueOptions::default())
+    ///     .commit()?;
+    /// assert!(outcome.is_committed());
+    /// assert_eq!(db.stats()?.queue_ready, 1);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    pub fn enqueue<V: Serialize + ?Sized>(
+        mut self,
+        value: &V,
+        options: crate::EnqueueOptions,
+    ) -> Self {
+        let prepared = encode_value(self.kv.codec(), value).and_then(|enc| {
+            let mut envelope = Vec::new();
+            crate::value::Envelope::write(
+                &mut envelope,
+                enc.encoding,
+                Versionstamp::ZERO,
+                0,
+                &enc.payload,
+            );
+            options.prepare(envelope, enc.payload.len(), self.kv.limits())
+        });
+        match prepared {
+            Ok((delay_ms, record)) => self.mutations.push(Mutation {
+                key: crate::queue::message::WAKE.to_vec(),
+                kind: MutationKind::Enqueue {
+                    delay_ms,
+                    record: record.encode(),
+                },
+            }),
+            Err(e) => self.remember(e),
+        }
+        self
+    }
+
     /// Commits: evaluates every check against the latest committed state; if all pass, applies
     /// every mutation in order, atomically and durably, and returns their shared versionstamp.
     ///

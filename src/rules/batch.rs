@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::mutation::{CounterOp, Mutation, MutationKind, Prepared, versionstamped_key};
 use super::outcome::{CheckFailure, CommitOutcome, FailedCheck};
 use super::{State, restore};
+use crate::queue::message;
 use crate::value::{Encoding, Envelope};
 use crate::{Error, Key, Result, Versionstamp};
 
@@ -114,15 +115,26 @@ impl<'s> Batch<'s> {
         // Every key's final state, before anything is written. Ordered by key: the writes
         // below then walk the B-tree in order (random-order inserts ran W2 at half speed).
         let mut states: BTreeMap<Cow<'_, [u8]>, NewState<'_>> = BTreeMap::new();
+        let mut enqueued: u16 = 0;
         for m in mutations {
             let key = match &m.kind {
                 MutationKind::Set {
                     versionstamped: true,
                     ..
                 } => Cow::Owned(versionstamped_key(&m.key, vs)),
+                MutationKind::Enqueue { delay_ms, .. } => {
+                    let id = message::id(vs, enqueued);
+                    enqueued = enqueued.saturating_add(1);
+                    Cow::Owned(message::key(self.now_ms.saturating_add(*delay_ms), &id))
+                }
                 _ => Cow::Borrowed(m.key.as_slice()),
             };
             let state = match &m.kind {
+                MutationKind::Enqueue { record, .. } => NewState::Put {
+                    encoding: Encoding::Bytes,
+                    payload: Payload::Borrowed(record),
+                    expires_at_ms: 0,
+                },
                 MutationKind::Set {
                     encoding,
                     payload,

@@ -39,6 +39,13 @@ pub(crate) enum MutationKind {
         versionstamped: bool,
     },
     Delete,
+    /// A queue message (`record`, an encoded `queue::Record`), due `delay_ms` after the
+    /// commit's clock reading; its key is made at commit from the versionstamp (the
+    /// mutation's own key is `queue::WAKE`, which tells watchers).
+    Enqueue {
+        delay_ms: u64,
+        record: Vec<u8>,
+    },
     /// `sum`, `min` or `max` of the [`KvU64`](crate::KvU64) at the key and `operand`.
     Counter {
         op: CounterOp,
@@ -54,6 +61,7 @@ impl Mutation {
     pub(crate) fn value_len(&self) -> usize {
         match &self.kind {
             MutationKind::Set { payload, .. } => payload.len(),
+            MutationKind::Enqueue { record, .. } => record.len(),
             MutationKind::Delete => 0,
             MutationKind::Counter { .. } => 8,
         }
