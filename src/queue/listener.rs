@@ -121,16 +121,45 @@ fn dead_letters(record: &Record) -> Result<Vec<Mutation>> {
         .collect())
 }
 
-/// Leases the first due message, if any.
+/// Due messages a taker considers at once: listeners start at different ones among them,
+/// so several listeners do not all race for the first.
+const SPREAD: usize = 8;
+
+/// A different starting point for each call (listeners in other threads and processes
+/// get different ones).
+fn spread_start(len: usize) -> usize {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let calls = CALLS.fetch_add(1, Ordering::Relaxed);
+    let seed = (u64::from(std::process::id()) << 32) ^ calls;
+    let pick = xxhash_rust::xxh3::xxh3_64(&seed.to_le_bytes());
+    usize::try_from(pick % u64::try_from(len.max(1)).unwrap_or(1)).unwrap_or(0)
+}
+
+/// Leases a due message, if any: one of the first few in (due time, versionstamp) order,
+/// the first when only one listener is taking.
 fn take(kv: &Kv, lease_ms: u64) -> Result<Option<Lease>> {
+    let mut contended = false;
     loop {
         let now = kv.now_millis();
         let engine = kv.engine()?;
-        let found = engine.scan(&message::PREFIX, &message::due_bound(now), false, 1, now)?;
+        let limit = if contended { SPREAD } else { 1 };
+        let mut found = engine.scan(
+            &message::PREFIX,
+            &message::due_bound(now),
+            false,
+            limit,
+            now,
+        )?;
         drop(engine);
-        let Some(entry) = found.into_iter().next() else {
+        if found.is_empty() {
             return Ok(None);
-        };
+        }
+        let entry = found.swap_remove(if contended {
+            spread_start(found.len())
+        } else {
+            0
+        });
         let (_, id) = message::parse_key(&entry.key)
             .ok_or_else(|| Error::Corrupted("a queue message key is malformed".into()))?;
         let env = Envelope::parse(&entry.value)?;
@@ -160,7 +189,8 @@ fn take(kv: &Kv, lease_ms: u64) -> Result<Option<Lease>> {
                 finished: false,
             }));
         }
-        // Another listener took it first.
+        // Another listener took it first: from now on, pick among the first few.
+        contended = true;
     }
 }
 
