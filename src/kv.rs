@@ -16,7 +16,7 @@ use crate::committer::{self, Committer, Request};
 use crate::engine::Engine;
 use crate::expiry::{self, spawn_sweeper};
 use crate::queue::message;
-use crate::queue::{EnqueueOptions, Leases, QueueCounts, QueueListener};
+use crate::queue::{EnqueueOptions, Leases, QueueCounts, QueueListener, QueuedMessage};
 use crate::rules::Mutation;
 use crate::schema::SchemaRegistry;
 use crate::ticker::Ticker;
@@ -615,6 +615,93 @@ impl Kv {
     /// [`Error::Closed`], or an error starting the background threads.
     pub fn listen_queue<V: DeserializeOwned>(&self) -> Result<QueueListener<V>> {
         QueueListener::new(self.clone())
+    }
+
+    /// Up to `limit` queued messages in delivery order (due time, then versionstamp), for
+    /// inspection: leased ones included, values decoded as [`Value`](crate::Value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use valkeyrie::{EnqueueOptions, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.enqueue(&2, EnqueueOptions::default().delay(Duration::from_secs(60)))?;
+    /// db.enqueue(&1, EnqueueOptions::default())?;
+    /// let values: Vec<_> = db.queued_messages(10)?.into_iter().map(|m| m.value).collect();
+    /// assert_eq!(values, [valkeyrie::Value::from(1), valkeyrie::Value::from(2)]);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] for a value this build cannot read, [`Error::Closed`], or a storage
+    /// error.
+    pub fn queued_messages(&self, limit: usize) -> Result<Vec<QueuedMessage>> {
+        let engine = self.engine()?;
+        let now = self.now_millis();
+        let mut raw = Vec::new();
+        engine.scan_with(
+            &message::PREFIX,
+            &message::end(),
+            false,
+            limit,
+            now,
+            |key, envelope| raw.push((key.to_vec(), envelope.to_vec())),
+        )?;
+        drop(engine);
+        let mut out = Vec::with_capacity(raw.len());
+        for (key, envelope) in raw {
+            out.extend(QueuedMessage::read(&key, &envelope)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes every queued message (leased ones too: their `ack` then reports
+    /// [`Error::LeaseLost`]); returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use valkeyrie::{EnqueueOptions, Kv};
+    /// let db = Kv::open_in_memory()?;
+    /// db.enqueue(&1, EnqueueOptions::default())?;
+    /// assert_eq!(db.purge_queue()?, 1);
+    /// assert_eq!(db.stats()?.queue_ready, 0);
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or a storage error.
+    pub fn purge_queue(&self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let engine = self.engine()?;
+            let now = self.now_millis();
+            let mut keys = Vec::new();
+            engine.scan_with(
+                &message::PREFIX,
+                &message::end(),
+                false,
+                1000,
+                now,
+                |key, _| keys.push(key.to_vec()),
+            )?;
+            drop(engine);
+            if keys.is_empty() {
+                return Ok(total);
+            }
+            total += keys.len() as u64;
+            let mutations = keys
+                .into_iter()
+                .map(|key| Mutation {
+                    key,
+                    kind: crate::rules::MutationKind::Delete,
+                })
+                .collect();
+            self.submit(|reply| Request::Write(mutations, reply))?;
+        }
     }
 
     /// Deletes every entry, and every queue message. The versionstamp sequence continues

@@ -79,6 +79,7 @@ pub use list::{ListIter, ListOptions, Selector};
 pub use queue::{
     DEFAULT_BACKOFF, DEFAULT_QUEUE_LEASE, Delivery, EnqueueOptions, MAX_BACKOFF_INTERVAL,
     MAX_BACKOFF_INTERVALS, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_UNDELIVERED_KEYS, QueueListener,
+    QueuedMessage,
 };
 pub use rules::{CheckFailure, CommitOutcome, FailedCheck};
 pub use schema::{Issue, Pattern, PatternPart};

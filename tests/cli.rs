@@ -1116,3 +1116,26 @@ fn cli_load_writes_raw_lines_with_their_expiry_inside_their_groups_atomic_operat
         json!({"loaded": 1, "failed": 1, "commits": 1})
     );
 }
+
+#[test]
+fn cli_queue_enqueue_list_stats_and_purge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("queue.kv");
+    let vs = json_lines(&ok(&db, &["queue", "enqueue", r#"{"job": 1}"#]));
+    ok(&db, &["queue", "enqueue", "2", "--delay", "1h"]);
+    let stats = json_lines(&ok(&db, &["queue", "stats"]));
+    assert_eq!(stats[0]["ready"], 1);
+    assert_eq!(stats[0]["delayed"], 1);
+    let listed = json_lines(&ok(&db, &["queue", "list"]));
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["value"]["job"], 1);
+    assert_eq!(listed[0]["versionstamp"], vs[0]["versionstamp"]);
+    assert_eq!(listed[0]["leased"], false);
+    assert_eq!(listed[1]["value"], 2);
+    // Messages are not entries.
+    assert_eq!(json_lines(&ok(&db, &["stats"]))[0]["entries"], 0);
+    let err = fails(&db, &["queue", "enqueue", "1", "--delay", "31d"], 2);
+    assert!(err.contains("delay"), "{err}");
+    assert_eq!(json_lines(&ok(&db, &["queue", "purge"]))[0]["purged"], 2);
+    assert!(json_lines(&ok(&db, &["queue", "list"])).is_empty());
+}

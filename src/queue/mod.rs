@@ -1,10 +1,12 @@
 //! Queues (Deno KV's `enqueue` / `listenQueue`): messages stored beside the data, committed
 //! with their atomic operation, leased to one listener at a time (DESIGN.md, "Queues").
 
+mod inspect;
 mod listener;
 pub(crate) mod message;
 mod options;
 
+pub use inspect::QueuedMessage;
 pub(crate) use listener::Leases;
 pub use listener::{Delivery, QueueListener};
 pub use options::{

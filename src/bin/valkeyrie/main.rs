@@ -74,6 +74,9 @@ enum Command {
     Cleanup,
     /// Verify every page checksum; exit 1 if damage was found.
     Check,
+    /// Inspect the queue: list, stats, purge, or enqueue a message.
+    #[command(subcommand)]
+    Queue(cmd::queue::QueueCommand),
 }
 
 /// Stack size of the thread the command runs on. Values nested up to 1,023 levels (the
@@ -123,6 +126,7 @@ fn run(cli: Cli) -> exit::Outcome {
         Command::Compact => cmd::maintenance::compact(&ctx),
         Command::Cleanup => cmd::maintenance::cleanup(&ctx),
         Command::Check => cmd::maintenance::check(&ctx),
+        Command::Queue(command) => cmd::queue::run(&ctx, &command),
     };
     result.unwrap_or_else(|err| exit::report(&err))
 }

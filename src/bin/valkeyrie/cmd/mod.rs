@@ -6,6 +6,7 @@ pub mod get;
 pub mod list;
 pub mod load;
 pub mod maintenance;
+pub mod queue;
 pub mod watch;
 pub mod write;
 
