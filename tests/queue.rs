@@ -445,3 +445,75 @@ fn a_listener_killed_mid_message_loses_it_to_another_exactly_once_more() -> Test
     );
     Ok(())
 }
+
+#[cfg(feature = "async")]
+mod stream {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::thread::Thread;
+    use std::time::Duration;
+
+    use futures_core::Stream;
+    use valkeyrie::{EnqueueOptions, Kv};
+
+    struct ThreadWaker(Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// A minimal executor: polls `fut` on this thread, parking between wake-ups.
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *s).poll_next(cx)).await
+    }
+
+    #[test]
+    fn the_listener_is_an_async_stream_woken_by_enqueues_and_due_times()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let db = Kv::open_in_memory()?;
+        let mut queue = db.listen_queue::<u32>()?;
+        // A delayed message: the stream wakes at its due time (a notifier timer).
+        db.enqueue(
+            &1u32,
+            EnqueueOptions::default().delay(Duration::from_millis(40)),
+        )?;
+        let writer = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                db.enqueue(&2u32, EnqueueOptions::default())
+            })
+        };
+        let (first, second) = block_on(async {
+            let first = next(&mut queue).await;
+            let second = next(&mut queue).await;
+            (first, second)
+        });
+        writer.join().map_err(|_| "writer panicked")??;
+        let (first, second) = (first.ok_or("first")??, second.ok_or("second")??);
+        assert_eq!((first.value, second.value), (1, 2));
+        first.ack()?;
+        second.ack()?;
+        db.close()?;
+        assert!(
+            block_on(next(&mut queue)).is_none(),
+            "the stream ends on close"
+        );
+        Ok(())
+    }
+}
