@@ -53,6 +53,8 @@ mod expiry;
 mod import;
 mod key;
 mod kv;
+#[cfg(feature = "server")]
+pub mod kvconnect;
 pub mod limits;
 mod list;
 mod rules;

@@ -339,6 +339,20 @@ impl AtomicOperation {
         self
     }
 
+    /// Like [`set_versionstamped`](Self::set_versionstamped) with an already encoded value.
+    #[cfg(feature = "server")]
+    pub(crate) fn push_versionstamped_encoded(
+        mut self,
+        prefix: &Key,
+        enc: crate::value::Encoded,
+    ) -> Self {
+        match prepare_versionstamped_set(&self.kv, prefix, enc) {
+            Ok(mutation) => self.mutations.push(mutation),
+            Err(e) => self.remember(e),
+        }
+        self
+    }
+
     fn push_counter(mut self, key: &Key, op: CounterOp, operand: u64) -> Self {
         if let Some(encoded) = self.encode_key(key) {
             self.mutations.push(Mutation {

@@ -74,6 +74,9 @@ enum Command {
     Cleanup,
     /// Verify every page checksum; exit 1 if damage was found.
     Check,
+    /// Serve the database to Deno and `@deno/kv` clients over KV Connect (HTTP).
+    #[cfg(feature = "server")]
+    Serve(cmd::serve::Args),
 }
 
 /// Stack size of the thread the command runs on. Values nested up to 1,023 levels (the
@@ -123,6 +126,8 @@ fn run(cli: Cli) -> exit::Outcome {
         Command::Compact => cmd::maintenance::compact(&ctx),
         Command::Cleanup => cmd::maintenance::cleanup(&ctx),
         Command::Check => cmd::maintenance::check(&ctx),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => cmd::serve::run(&ctx, &args),
     };
     result.unwrap_or_else(|err| exit::report(&err))
 }

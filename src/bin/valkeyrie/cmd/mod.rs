@@ -6,6 +6,8 @@ pub mod get;
 pub mod list;
 pub mod load;
 pub mod maintenance;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod watch;
 pub mod write;
 
