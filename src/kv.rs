@@ -687,7 +687,7 @@ impl Kv {
             .ok_or(Error::Closed)
     }
 
-    fn commits(&self) -> Result<Sender<Request>> {
+    pub(crate) fn commits(&self) -> Result<Sender<Request>> {
         self.inner
             .running
             .read()
@@ -701,7 +701,7 @@ impl Kv {
     /// channel its result comes back on.
     pub(crate) fn submit<T>(
         &self,
-        request: impl FnOnce(Sender<Result<T>>) -> Request,
+        request: impl FnOnce(crate::reply::Reply<Result<T>>) -> Request,
     ) -> Result<T> {
         let (commits, inline) = {
             let running = self.inner.running.read();
@@ -709,7 +709,7 @@ impl Kv {
             (running.commits.clone(), Arc::clone(&running.inline))
         };
         let (reply, result) = crossbeam_channel::bounded(1);
-        if let Err(request) = inline.try_inline(&commits, request(reply)) {
+        if let Err(request) = inline.try_inline(&commits, request(reply.into())) {
             commits.send(request).map_err(|_| Error::Closed)?;
         }
         drop((commits, inline));
@@ -724,7 +724,7 @@ impl Kv {
     ) -> Result<crossbeam_channel::Receiver<Result<Versionstamp>>> {
         let (reply, result) = crossbeam_channel::bounded(1);
         self.commits()?
-            .send(Request::Write(mutations, reply))
+            .send(Request::Write(mutations, reply.into()))
             .map_err(|_| Error::Closed)?;
         Ok(result)
     }

@@ -57,6 +57,7 @@ mod kv;
 pub mod kvconnect;
 pub mod limits;
 mod list;
+mod reply;
 mod rules;
 mod schema;
 mod stats;
@@ -67,6 +68,8 @@ mod versionstamp;
 mod watch;
 
 pub use atomic::AtomicOperation;
+#[cfg(feature = "async")]
+pub use atomic::CommitFuture;
 pub use builder::{DEFAULT_CACHE_SIZE_BYTES, DEFAULT_LOCK_TIMEOUT, KvBuilder};
 pub use consistency::{Consistency, DEFAULT_MAX_STALENESS};
 pub use durability::Durability;

@@ -1,5 +1,8 @@
 //! Atomic operations: checks, then mutations, committed together or not at all.
 
+#[cfg(feature = "async")]
+mod commit_future;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -8,6 +11,9 @@ use crate::committer::Request;
 use crate::rules::{Check, CommitOutcome, CounterOp, Mutation, MutationKind, Prepared};
 use crate::value::encode_value;
 use crate::{Error, Key, Kv, Result, Versionstamp};
+
+#[cfg(feature = "async")]
+pub use commit_future::CommitFuture;
 
 /// An atomic operation under construction: checks, then mutations applied in order.
 ///
@@ -272,6 +278,32 @@ impl AtomicOperation {
     pub fn commit(self) -> Result<CommitOutcome> {
         let (kv, prepared) = self.validate()?;
         kv.submit(|reply| Request::Atomic(prepared, reply))
+    }
+
+    /// Like [`commit`](Self::commit), as a future (feature `async`): the operation is
+    /// queued now and the committer thread completes the future, so an async task awaits it
+    /// without blocking its thread. The blocking `commit` is still the right choice outside
+    /// async code: it can commit on the calling thread when no other commit is queued,
+    /// which saves a thread hand-off.
+    ///
+    /// # Examples
+    ///
+    /// See [`CommitFuture`].
+    ///
+    /// # Errors
+    ///
+    /// The future resolves to the errors of [`commit`](Self::commit).
+    #[cfg(feature = "async")]
+    pub fn commit_async(self) -> CommitFuture {
+        let queued = self.validate().and_then(|(kv, prepared)| {
+            let slot = crate::reply::Slot::new();
+            let reply = crate::reply::Reply::Slot(std::sync::Arc::clone(&slot));
+            kv.commits()?
+                .send(Request::Atomic(prepared, reply))
+                .map_err(|_| Error::Closed)?;
+            Ok(slot)
+        });
+        CommitFuture::new(queued)
     }
 
     /// Commits an operation built without checks (`Kv::set`, `Kv::delete`): it always

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::pb;
 use crate::value::{Encoded, Encoding, Envelope};
 use crate::watch::RawValue;
-use crate::{CommitOutcome, Error, Key, Kv, Versionstamp};
+use crate::{AtomicOperation, CommitOutcome, Error, Key, Kv, Versionstamp};
 
 /// Most entries one snapshot read returns over all its ranges (denokv's limit).
 pub(crate) const MAX_READ_ENTRIES: usize = 1000;
@@ -185,11 +185,8 @@ fn operand(value: Option<&pb::KvValue>) -> Result<u64, ApiError> {
     Ok(u64::from_le_bytes(bytes))
 }
 
-/// Applies the write: checks, then mutations, in one commit (blocks until it is durable).
-pub(crate) fn atomic_write(
-    kv: &Kv,
-    req: &pb::AtomicWrite,
-) -> Result<pb::AtomicWriteOutput, ApiError> {
+/// Builds the write's atomic operation (checks, then mutations); nothing is committed yet.
+pub(crate) fn atomic_write(kv: &Kv, req: &pb::AtomicWrite) -> Result<AtomicOperation, ApiError> {
     if !req.enqueues.is_empty() {
         return Err(ApiError::bad_request(
             "This server does not support queues yet: the atomic write carries enqueues.",
@@ -234,7 +231,12 @@ pub(crate) fn atomic_write(
             }
         };
     }
-    Ok(match op.commit()? {
+    Ok(op)
+}
+
+/// The protocol's answer for a commit's outcome.
+pub(crate) fn write_output(outcome: CommitOutcome) -> pb::AtomicWriteOutput {
+    match outcome {
         CommitOutcome::Committed(stamp) => pb::AtomicWriteOutput {
             status: pb::AtomicWriteStatus::AwSuccess as i32,
             versionstamp: stamp.as_bytes().to_vec(),
@@ -249,7 +251,7 @@ pub(crate) fn atomic_write(
                 .map(|f| u32::try_from(f.index).unwrap_or(u32::MAX))
                 .collect(),
         },
-    })
+    }
 }
 
 /// Checks a watch request and encodes its keys for [`crate::watch::RawWatch`].

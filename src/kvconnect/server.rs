@@ -295,9 +295,11 @@ impl State {
             }
             Some("/v2/atomic_write") => {
                 let msg = decode::<pb::AtomicWrite>(&body)?;
-                let kv = self.server.kv.clone();
-                let out = blocking(move || datapath::atomic_write(&kv, &msg)).await?;
-                Ok(protobuf(&out))
+                // The committer thread completes the future: no thread waits for the commit.
+                let outcome = datapath::atomic_write(&self.server.kv, &msg)?
+                    .commit_async()
+                    .await?;
+                Ok(protobuf(&datapath::write_output(outcome)))
             }
             _ => {
                 let msg = decode::<pb::Watch>(&body)?;
@@ -431,7 +433,8 @@ fn decode<M: Message + Default>(body: &[u8]) -> std::result::Result<M, ApiError>
     M::decode(body).map_err(|e| ApiError::bad_request(format!("Invalid request protobuf: {e}")))
 }
 
-/// Runs a read or a commit on tokio's blocking pool, off the runtime's worker threads.
+/// Runs a read on tokio's blocking pool, off the runtime's worker threads (a redb read
+/// blocks on disk I/O and takes the engine's locks).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, ApiError> + Send + 'static,
 ) -> std::result::Result<T, ApiError> {
