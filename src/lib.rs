@@ -33,7 +33,11 @@
 //! - `cbor`: `Codec::Cbor`, the CBOR codec (`ciborium`).
 //! - `bson`: `Codec::Bson`, the BSON codec (`bson`).
 //! - `garde`: `KvBuilder::schema_garde`, schemas from `garde::Validate` types.
-//! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`.
+//! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`, and
+//!   `AtomicOperation::commit_async` returns a `CommitFuture` the committer thread completes.
+//! - `cli`: the `valkeyrie` command-line tool (no library API).
+//! - `server`: `kvconnect::Server`, a KV Connect server for Deno and `@deno/kv` clients
+//!   (tokio, hyper, prost), and the tool's `serve` command; implies `cli` and `async`.
 //! - `__internal_testing`: private entry points for the crate's own fuzz targets and
 //!   fault-injection tests (`tests/support/`); not public API.
 //!
