@@ -370,6 +370,30 @@ fn server_answers_garbage_with_400_and_a_message() {
         ..Default::default()
     };
     assert_eq!(write(&s.base, &w).0, 400);
+    // denokv's limits: 10 checks, 64 KiB values.
+    let w = pb::AtomicWrite {
+        checks: (0..11)
+            .map(|i| pb::Check {
+                key: key!["c", i].encode(),
+                versionstamp: Vec::new(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    assert_eq!(write(&s.base, &w).0, 400);
+    let w = pb::AtomicWrite {
+        mutations: vec![set(&key!["big"], &[0u8; 65_537], VE_BYTES)],
+        ..Default::default()
+    };
+    let (status, _, message) = write(&s.base, &w);
+    assert_eq!(status, 400);
+    assert!(message.contains("value size limit"), "{message}");
+    let w = pb::AtomicWrite {
+        mutations: vec![set(&key!["fits"], &[0u8; 65_536], VE_BYTES)],
+        ..Default::default()
+    };
+    assert_eq!(write(&s.base, &w).0, 200);
+    kv.delete(&key!["fits"]).unwrap();
     let msg = pb::SnapshotRead {
         ranges: vec![prefix(&key!["a"], 0, false)],
     };

@@ -12,6 +12,14 @@ use crate::{AtomicOperation, CommitOutcome, Error, Key, Kv, Versionstamp};
 pub(crate) const MAX_READ_ENTRIES: usize = 1000;
 /// Most ranges in one snapshot read (denokv's limit).
 pub(crate) const MAX_READ_RANGES: usize = 10;
+/// Most checks in one atomic write (denokv's limit, below the crate's default of 100).
+pub(crate) const MAX_CHECKS: usize = 10;
+/// Most mutations and enqueues together in one atomic write (denokv's limit).
+pub(crate) const MAX_MUTATIONS: usize = 1000;
+/// Largest value in a mutation (denokv's limit).
+pub(crate) const MAX_VALUE_SIZE_BYTES: usize = 65_536;
+/// Largest sum of check keys, mutation keys and values in one atomic write (denokv's limit).
+pub(crate) const MAX_TOTAL_MUTATION_SIZE_BYTES: usize = 819_200;
 
 /// A request the server refuses: an HTTP status and a plain-text message.
 #[derive(Debug)]
@@ -185,6 +193,50 @@ fn operand(value: Option<&pb::KvValue>) -> Result<u64, ApiError> {
     Ok(u64::from_le_bytes(bytes))
 }
 
+/// denokv's limits on an atomic write, checked before anything is decoded.
+fn check_write_limits(kv: &Kv, req: &pb::AtomicWrite) -> Result<(), ApiError> {
+    if req.checks.len() > MAX_CHECKS {
+        return Err(ApiError::bad_request(format!(
+            "Too many checks: {} (at most {MAX_CHECKS}).",
+            req.checks.len()
+        )));
+    }
+    let count = req.mutations.len() + req.enqueues.len();
+    if count > MAX_MUTATIONS {
+        return Err(ApiError::bad_request(format!(
+            "Too many mutations: {count} (at most {MAX_MUTATIONS})."
+        )));
+    }
+    let limits = kv.limits();
+    let mut total = 0usize;
+    for check in &req.checks {
+        if check.key.len() > limits.max_read_key_size_bytes {
+            return Err(ApiError::bad_request("A key exceeds the key size limit."));
+        }
+        total += check.key.len();
+    }
+    for m in &req.mutations {
+        if m.key.len() > limits.max_write_key_size_bytes {
+            return Err(ApiError::bad_request("A key exceeds the key size limit."));
+        }
+        let value = m.value.as_ref().map_or(0, |v| v.data.len());
+        if value > MAX_VALUE_SIZE_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "A value exceeds the value size limit: {value} bytes (at most \
+                 {MAX_VALUE_SIZE_BYTES})."
+            )));
+        }
+        total += m.key.len() + value;
+    }
+    if total > MAX_TOTAL_MUTATION_SIZE_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "The atomic write is too large: {total} bytes of keys and values (at most \
+             {MAX_TOTAL_MUTATION_SIZE_BYTES})."
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the write's atomic operation (checks, then mutations); nothing is committed yet.
 pub(crate) fn atomic_write(kv: &Kv, req: &pb::AtomicWrite) -> Result<AtomicOperation, ApiError> {
     if !req.enqueues.is_empty() {
@@ -192,6 +244,7 @@ pub(crate) fn atomic_write(kv: &Kv, req: &pb::AtomicWrite) -> Result<AtomicOpera
             "This server does not support queues yet: the atomic write carries enqueues.",
         ));
     }
+    check_write_limits(kv, req)?;
     let mut op = kv.atomic();
     for check in &req.checks {
         op = op.check(&decode_key(&check.key)?, versionstamp(&check.versionstamp)?);
@@ -211,7 +264,7 @@ pub(crate) fn atomic_write(kv: &Kv, req: &pb::AtomicWrite) -> Result<AtomicOpera
             ));
         }
         let expire_in = match m.expire_at_ms {
-            0 => None,
+            -1 | 0 => None,
             at if at < 0 => return Err(ApiError::bad_request("Invalid mutation expireAt.")),
             at => Some(Duration::from_millis(
                 u64::try_from(at.saturating_sub(now)).unwrap_or(0),
