@@ -285,6 +285,7 @@ mod tests {
             (Encoding::Json, 4),
             (Encoding::Cbor, 5),
             (Encoding::Bson, 6),
+            (Encoding::V8, 7),
             (Encoding::Custom(128), 128),
             (Encoding::Custom(200), 200),
             (Encoding::Custom(255), 255),
@@ -303,7 +304,7 @@ mod tests {
             assert!(env.payload.is_empty());
         }
         // Unassigned tags are refused, never read as something else.
-        for tag in (0..=0).chain(7..=127) {
+        for tag in (0..=0).chain(8..=127) {
             let mut bytes = written(Encoding::Bytes, vs, 0, b"x");
             bytes[0] = tag;
             assert!(Envelope::parse(&bytes).is_err(), "tag {tag}");
