@@ -8,6 +8,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+
+use crate::reply::Reply;
 use parking_lot::Mutex;
 
 use crate::engine::Engine;
@@ -28,30 +30,30 @@ const MAX_YIELDS: usize = 64;
 #[derive(Debug)]
 pub(crate) enum Request {
     /// Checks, then mutations (`AtomicOperation::commit`).
-    Atomic(Prepared, Sender<Result<CommitOutcome>>),
+    Atomic(Prepared, Reply<Result<CommitOutcome>>),
     /// Mutations without checks (`set`, `delete`, import): always committed if valid.
-    Write(Vec<Mutation>, Sender<Result<Versionstamp>>),
+    Write(Vec<Mutation>, Reply<Result<Versionstamp>>),
     /// Delete up to this many entries expired at the batch's clock reading; answers their
     /// encoded keys.
-    Cleanup(usize, Sender<Result<Vec<Vec<u8>>>>),
+    Cleanup(usize, Reply<Result<Vec<Vec<u8>>>>),
     /// Delete every entry.
-    Clear(Sender<Result<()>>),
+    Clear(Reply<Result<()>>),
 }
 
 /// A request applied to the batch in progress, waiting for the batch's commit to answer.
 enum Applied {
     Atomic(
         Prepared,
-        Sender<Result<CommitOutcome>>,
+        Reply<Result<CommitOutcome>>,
         Result<CommitOutcome>,
     ),
     Write(
         Vec<Mutation>,
-        Sender<Result<Versionstamp>>,
+        Reply<Result<Versionstamp>>,
         Result<Versionstamp>,
     ),
-    Cleanup(Sender<Result<Vec<Vec<u8>>>>, Vec<Vec<u8>>),
-    Clear(Sender<Result<()>>),
+    Cleanup(Reply<Result<Vec<Vec<u8>>>>, Vec<Vec<u8>>),
+    Clear(Reply<Result<()>>),
 }
 
 impl Request {

@@ -50,7 +50,7 @@ pub(crate) fn sweep(commits: &Sender<Request>) -> Result<usize> {
     loop {
         let (reply, result) = crossbeam_channel::bounded(1);
         commits
-            .send(Request::Cleanup(SWEEP_BATCH, reply))
+            .send(Request::Cleanup(SWEEP_BATCH, reply.into()))
             .map_err(|_| crate::Error::Closed)?;
         let n = result.recv().map_err(|_| crate::Error::Closed)??.len();
         total += n;

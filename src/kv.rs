@@ -618,7 +618,8 @@ impl Kv {
     }
 
     /// Up to `limit` queued messages in delivery order (due time, then versionstamp), for
-    /// inspection: leased ones included, values decoded as [`Value`](crate::Value).
+    /// inspection: leased ones included, values decoded as [`Value`](crate::Value) where
+    /// this build can.
     ///
     /// # Examples
     ///
@@ -628,15 +629,14 @@ impl Kv {
     /// let db = Kv::open_in_memory()?;
     /// db.enqueue(&2, EnqueueOptions::default().delay(Duration::from_secs(60)))?;
     /// db.enqueue(&1, EnqueueOptions::default())?;
-    /// let values: Vec<_> = db.queued_messages(10)?.into_iter().map(|m| m.value).collect();
+    /// let values: Vec<_> = db.queued_messages(10)?.into_iter().filter_map(|m| m.value).collect();
     /// assert_eq!(values, [valkeyrie::Value::from(1), valkeyrie::Value::from(2)]);
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] for a value this build cannot read, [`Error::Closed`], or a storage
-    /// error.
+    /// [`Error::Closed`], or a storage error.
     pub fn queued_messages(&self, limit: usize) -> Result<Vec<QueuedMessage>> {
         let engine = self.engine()?;
         let now = self.now_millis();
@@ -883,7 +883,7 @@ impl Kv {
             .ok_or(Error::Closed)
     }
 
-    fn commits(&self) -> Result<Sender<Request>> {
+    pub(crate) fn commits(&self) -> Result<Sender<Request>> {
         self.inner
             .running
             .read()
@@ -897,7 +897,7 @@ impl Kv {
     /// channel its result comes back on.
     pub(crate) fn submit<T>(
         &self,
-        request: impl FnOnce(Sender<Result<T>>) -> Request,
+        request: impl FnOnce(crate::reply::Reply<Result<T>>) -> Request,
     ) -> Result<T> {
         let (commits, inline) = {
             let running = self.inner.running.read();
@@ -905,7 +905,7 @@ impl Kv {
             (running.commits.clone(), Arc::clone(&running.inline))
         };
         let (reply, result) = crossbeam_channel::bounded(1);
-        if let Err(request) = inline.try_inline(&commits, request(reply)) {
+        if let Err(request) = inline.try_inline(&commits, request(reply.into())) {
             commits.send(request).map_err(|_| Error::Closed)?;
         }
         drop((commits, inline));
@@ -920,7 +920,7 @@ impl Kv {
     ) -> Result<crossbeam_channel::Receiver<Result<Versionstamp>>> {
         let (reply, result) = crossbeam_channel::bounded(1);
         self.commits()?
-            .send(Request::Write(mutations, reply))
+            .send(Request::Write(mutations, reply.into()))
             .map_err(|_| Error::Closed)?;
         Ok(result)
     }

@@ -33,7 +33,11 @@
 //! - `cbor`: `Codec::Cbor`, the CBOR codec (`ciborium`).
 //! - `bson`: `Codec::Bson`, the BSON codec (`bson`).
 //! - `garde`: `KvBuilder::schema_garde`, schemas from `garde::Validate` types.
-//! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`.
+//! - `async`: [`Watch`] and [`PrefixWatch`] also implement `futures_core::Stream`, and
+//!   `AtomicOperation::commit_async` returns a `CommitFuture` the committer thread completes.
+//! - `cli`: the `valkeyrie` command-line tool (no library API).
+//! - `server`: `kvconnect::Server`, a KV Connect server for Deno and `@deno/kv` clients
+//!   (tokio, hyper, prost), and the tool's `serve` command; implies `cli` and `async`.
 //! - `__internal_testing`: private entry points for the crate's own fuzz targets and
 //!   fault-injection tests (`tests/support/`); not public API.
 //!
@@ -53,9 +57,12 @@ mod expiry;
 mod import;
 mod key;
 mod kv;
+#[cfg(feature = "server")]
+pub mod kvconnect;
 pub mod limits;
 mod list;
 mod queue;
+mod reply;
 mod rules;
 mod schema;
 mod stats;
@@ -66,6 +73,8 @@ mod versionstamp;
 mod watch;
 
 pub use atomic::AtomicOperation;
+#[cfg(feature = "async")]
+pub use atomic::CommitFuture;
 pub use builder::{DEFAULT_CACHE_SIZE_BYTES, DEFAULT_LOCK_TIMEOUT, KvBuilder};
 pub use consistency::{Consistency, DEFAULT_MAX_STALENESS};
 pub use durability::Durability;

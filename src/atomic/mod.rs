@@ -1,5 +1,8 @@
 //! Atomic operations: checks, then mutations, committed together or not at all.
 
+#[cfg(feature = "async")]
+mod commit_future;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -8,6 +11,9 @@ use crate::committer::Request;
 use crate::rules::{Check, CommitOutcome, CounterOp, Mutation, MutationKind, Prepared};
 use crate::value::encode_value;
 use crate::{Error, Key, Kv, Result, Versionstamp};
+
+#[cfg(feature = "async")]
+pub use commit_future::CommitFuture;
 
 /// An atomic operation under construction: checks, then mutations applied in order.
 ///
@@ -272,18 +278,30 @@ impl AtomicOperation {
         value: &V,
         options: crate::EnqueueOptions,
     ) -> Self {
-        let prepared = encode_value(self.kv.codec(), value).and_then(|enc| {
-            let mut envelope = Vec::new();
-            crate::value::Envelope::write(
-                &mut envelope,
-                enc.encoding,
-                Versionstamp::ZERO,
-                0,
-                &enc.payload,
-            );
-            options.prepare(envelope, enc.payload.len(), self.kv.limits())
-        });
-        match prepared {
+        match encode_value(self.kv.codec(), value) {
+            Ok(enc) => self.push_enqueue(enc, &options),
+            Err(e) => {
+                self.remember(e);
+                self
+            }
+        }
+    }
+
+    /// Adds an enqueue of an already-encoded value (`enqueue`, the KV Connect server).
+    pub(crate) fn push_enqueue(
+        mut self,
+        enc: crate::value::Encoded,
+        options: &crate::EnqueueOptions,
+    ) -> Self {
+        let mut envelope = Vec::new();
+        crate::value::Envelope::write(
+            &mut envelope,
+            enc.encoding,
+            Versionstamp::ZERO,
+            0,
+            &enc.payload,
+        );
+        match options.prepare(envelope, enc.payload.len(), self.kv.limits()) {
             Ok((delay_ms, record)) => self.mutations.push(Mutation {
                 key: crate::queue::message::WAKE.to_vec(),
                 kind: MutationKind::Enqueue {
@@ -321,6 +339,32 @@ impl AtomicOperation {
     pub fn commit(self) -> Result<CommitOutcome> {
         let (kv, prepared) = self.validate()?;
         kv.submit(|reply| Request::Atomic(prepared, reply))
+    }
+
+    /// Like [`commit`](Self::commit), as a future (feature `async`): the operation is
+    /// queued now and the committer thread completes the future, so an async task awaits it
+    /// without blocking its thread. The blocking `commit` is still the right choice outside
+    /// async code: it can commit on the calling thread when no other commit is queued,
+    /// which saves a thread hand-off.
+    ///
+    /// # Examples
+    ///
+    /// See [`CommitFuture`].
+    ///
+    /// # Errors
+    ///
+    /// The future resolves to the errors of [`commit`](Self::commit).
+    #[cfg(feature = "async")]
+    pub fn commit_async(self) -> CommitFuture {
+        let queued = self.validate().and_then(|(kv, prepared)| {
+            let slot = crate::reply::Slot::new();
+            let reply = crate::reply::Reply::Slot(std::sync::Arc::clone(&slot));
+            kv.commits()?
+                .send(Request::Atomic(prepared, reply))
+                .map_err(|_| Error::Closed)?;
+            Ok(slot)
+        });
+        CommitFuture::new(queued)
     }
 
     /// Commits an operation built without checks (`Kv::set`, `Kv::delete`): it always
@@ -382,6 +426,20 @@ impl AtomicOperation {
         expire_in: Option<Duration>,
     ) -> Self {
         match prepare_set(&self.kv, key, enc, expire_in) {
+            Ok(mutation) => self.mutations.push(mutation),
+            Err(e) => self.remember(e),
+        }
+        self
+    }
+
+    /// Like [`set_versionstamped`](Self::set_versionstamped) with an already encoded value.
+    #[cfg(feature = "server")]
+    pub(crate) fn push_versionstamped_encoded(
+        mut self,
+        prefix: &Key,
+        enc: crate::value::Encoded,
+    ) -> Self {
+        match prepare_versionstamped_set(&self.kv, prefix, enc) {
             Ok(mutation) => self.mutations.push(mutation),
             Err(e) => self.remember(e),
         }

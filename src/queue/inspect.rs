@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use super::message::{self, Record};
 use crate::entry::far_instant;
+use crate::value::Encoding;
 use crate::value::{Envelope, decode_payload};
 use crate::{Result, Value, Versionstamp};
 
@@ -17,7 +18,7 @@ use crate::{Result, Value, Versionstamp};
 /// let vs = db.enqueue(&"job", EnqueueOptions::default())?;
 /// let queued = db.queued_messages(10)?;
 /// assert_eq!(queued[0].versionstamp, vs);
-/// assert_eq!(queued[0].value, valkeyrie::Value::from("job"));
+/// assert_eq!(queued[0].value, Some(valkeyrie::Value::from("job")));
 /// assert!(!queued[0].leased);
 /// # Ok::<(), valkeyrie::Error>(())
 /// ```
@@ -32,8 +33,11 @@ pub struct QueuedMessage {
     pub failed_tries: u32,
     /// Leased to a listener right now.
     pub leased: bool,
-    /// Its value.
-    pub value: Value,
+    /// How its value is stored.
+    pub encoding: Encoding,
+    /// Its value; `None` if this build cannot decode the encoding (a Deno client's V8
+    /// value, or a codec whose feature is off).
+    pub value: Option<Value>,
 }
 
 impl QueuedMessage {
@@ -43,12 +47,14 @@ impl QueuedMessage {
             return Ok(None);
         };
         let record = Record::decode(Envelope::parse(envelope)?.payload)?;
-        let value = decode_payload(&Envelope::parse(&record.value)?)?;
+        let value_env = Envelope::parse(&record.value)?;
+        let value = decode_payload(&value_env).ok();
         Ok(Some(QueuedMessage {
             versionstamp: message::id_versionstamp(&id),
             due: far_instant(due_ms),
             failed_tries: record.attempts,
             leased: record.leased,
+            encoding: value_env.encoding,
             value,
         }))
     }

@@ -290,6 +290,11 @@ pub(crate) fn decode_payload<V: DeserializeOwned>(env: &Envelope<'_>) -> Result<
                 serde::de::value::BytesDeserializer::new(env.payload);
             V::deserialize(de).map_err(|e| fail(&e))
         }
+        Encoding::V8 => Err(Error::Decode(format!(
+            "a V8 value (written by a Deno client) cannot be read as {}; read its bytes with \
+             `Kv::get_bytes`",
+            std::any::type_name::<V>()
+        ))),
         Encoding::Custom(id) => {
             let codec = registered(id).ok_or_else(|| {
                 Error::Decode(format!(

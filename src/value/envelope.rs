@@ -44,6 +44,10 @@ pub enum Encoding {
     Cbor,
     /// A BSON document `{"v": value}` (BSON only stores documents at top level).
     Bson,
+    /// V8's serialization, as Deno clients send it through the KV Connect server: stored
+    /// and served unchanged; the crate's codecs do not decode it (read it with
+    /// [`Kv::get_bytes`](crate::Kv::get_bytes)).
+    V8,
     /// A custom codec; the tag (128..=255) is its id.
     Custom(u8),
 }
@@ -60,6 +64,7 @@ impl Encoding {
             4 => Encoding::Json,
             5 => Encoding::Cbor,
             6 => Encoding::Bson,
+            7 => Encoding::V8,
             FIRST_CUSTOM_TAG..=u8::MAX => Encoding::Custom(tag),
             _ => return None,
         })
@@ -74,6 +79,7 @@ impl Encoding {
             Encoding::Json => 4,
             Encoding::Cbor => 5,
             Encoding::Bson => 6,
+            Encoding::V8 => 7,
             Encoding::Custom(id) => id,
         }
     }
@@ -94,6 +100,7 @@ impl Encoding {
             Encoding::Json => "JSON",
             Encoding::Cbor => "CBOR",
             Encoding::Bson => "BSON",
+            Encoding::V8 => "V8",
             Encoding::Custom(_) => "custom codec",
         }
     }
@@ -278,6 +285,7 @@ mod tests {
             (Encoding::Json, 4),
             (Encoding::Cbor, 5),
             (Encoding::Bson, 6),
+            (Encoding::V8, 7),
             (Encoding::Custom(128), 128),
             (Encoding::Custom(200), 200),
             (Encoding::Custom(255), 255),
@@ -296,7 +304,7 @@ mod tests {
             assert!(env.payload.is_empty());
         }
         // Unassigned tags are refused, never read as something else.
-        for tag in (0..=0).chain(7..=127) {
+        for tag in (0..=0).chain(8..=127) {
             let mut bytes = written(Encoding::Bytes, vs, 0, b"x");
             bytes[0] = tag;
             assert!(Envelope::parse(&bytes).is_err(), "tag {tag}");

@@ -5,11 +5,15 @@ mod keys;
 mod notifier;
 mod poller;
 mod prefix;
+#[cfg(feature = "server")]
+mod raw;
 
 pub use keys::Watch;
 pub(crate) use notifier::{Interest, Notifier, SubState, Wake};
 pub(crate) use poller::{DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL, spawn_poller};
 pub use prefix::PrefixWatch;
+#[cfg(feature = "server")]
+pub(crate) use raw::{RawValue, RawWatch};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -77,6 +77,9 @@ enum Command {
     /// Inspect the queue: list, stats, purge, or enqueue a message.
     #[command(subcommand)]
     Queue(cmd::queue::QueueCommand),
+    /// Serve the database to Deno and `@deno/kv` clients over KV Connect (HTTP).
+    #[cfg(feature = "server")]
+    Serve(cmd::serve::Args),
 }
 
 /// Stack size of the thread the command runs on. Values nested up to 1,023 levels (the
@@ -127,6 +130,8 @@ fn run(cli: Cli) -> exit::Outcome {
         Command::Cleanup => cmd::maintenance::cleanup(&ctx),
         Command::Check => cmd::maintenance::check(&ctx),
         Command::Queue(command) => cmd::queue::run(&ctx, &command),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => cmd::serve::run(&ctx, &args),
     };
     result.unwrap_or_else(|err| exit::report(&err))
 }

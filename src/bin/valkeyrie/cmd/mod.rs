@@ -7,6 +7,8 @@ pub mod list;
 pub mod load;
 pub mod maintenance;
 pub mod queue;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod watch;
 pub mod write;
 

@@ -59,7 +59,11 @@ pub fn run(ctx: &Ctx, command: &QueueCommand) -> Result<Outcome> {
                     ("due_ms".to_owned(), Json::int(due_ms)),
                     ("failed_tries".to_owned(), Json::int(m.failed_tries)),
                     ("leased".to_owned(), Json::Bool(m.leased)),
-                    ("value".to_owned(), value_to_json(&m.value)),
+                    ("encoding".to_owned(), Json::str(m.encoding.name())),
+                    (
+                        "value".to_owned(),
+                        m.value.as_ref().map_or(Json::Null, value_to_json),
+                    ),
                 ]))?;
             }
             out.flush()?;
