@@ -56,6 +56,10 @@ pub struct KvBuilder {
     consistency: Consistency,
     max_staleness: Duration,
     schemas: SchemaRegistry,
+    #[cfg(feature = "postgres")]
+    postgres_schema: String,
+    #[cfg(feature = "postgres")]
+    postgres_table_prefix: String,
 }
 
 impl Default for KvBuilder {
@@ -77,6 +81,10 @@ impl Default for KvBuilder {
             consistency: Consistency::Strong,
             max_staleness: DEFAULT_MAX_STALENESS,
             schemas: SchemaRegistry::default(),
+            #[cfg(feature = "postgres")]
+            postgres_schema: crate::DEFAULT_POSTGRES_SCHEMA.to_owned(),
+            #[cfg(feature = "postgres")]
+            postgres_table_prefix: crate::DEFAULT_POSTGRES_TABLE_PREFIX.to_owned(),
         }
     }
 }
@@ -465,11 +473,100 @@ impl KvBuilder {
             .start(Storage::Backend(Box::new(backend), Some(log)), None)
     }
 
-    fn start(self, storage: Storage, path: Option<std::path::PathBuf>) -> Result<Kv> {
+    /// The schema [`KvBuilder::open_postgres`] keeps its tables in (default `public`; created
+    /// if missing). Lowercase ASCII letters, digits and `_`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let db = valkeyrie::Kv::builder()
+    ///     .postgres_schema("inventory")
+    ///     .open_postgres("postgres://app@127.0.0.1/app")?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn postgres_schema(mut self, schema: impl Into<String>) -> Self {
+        self.postgres_schema = schema.into();
+        self
+    }
+
+    /// The prefix of the names of [`KvBuilder::open_postgres`]'s tables (default
+    /// `valkeyrie_`: tables `valkeyrie_data` and `valkeyrie_meta`). Databases with different
+    /// prefixes share a schema without seeing each other. Lowercase ASCII letters, digits
+    /// and `_`, at most 40 characters.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let orders = valkeyrie::Kv::builder()
+    ///     .postgres_table_prefix("orders_")
+    ///     .open_postgres("postgres://app@127.0.0.1/app")?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    #[cfg(feature = "postgres")]
+    #[must_use]
+    pub fn postgres_table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.postgres_table_prefix = prefix.into();
+        self
+    }
+
+    /// Opens the database kept in the PostgreSQL database at `url`
+    /// (`postgres://user:password@host:port/dbname`, or PostgreSQL's `key=value` form),
+    /// creating its tables if missing. Every operation works as on a file, shared by any
+    /// number of processes on any number of machines; see README, "Scaling out".
+    ///
+    /// `durability(Durability::Buffered { .. })` commits without waiting for the server's
+    /// fsync (`synchronous_commit = off`) and flushes at the interval; `lock_timeout` bounds
+    /// the wait for another client's commit. Options that only mean something for a file
+    /// (`exclusive`, `destroy_on_close`, `check_integrity_on_open`) are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use valkeyrie::{key, Codec, Kv};
+    /// let db = Kv::builder().codec(Codec::Json).open_postgres("postgres://app@127.0.0.1/app")?;
+    /// db.set(&key!["visits"], &1)?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`](crate::Error::InvalidOption) for a malformed URL, schema or
+    /// prefix, or a file-only option; [`Error::UnsupportedFormat`](crate::Error::UnsupportedFormat)
+    /// if the tables belong to another format version; [`Error::Storage`](crate::Error::Storage)
+    /// if the server cannot be reached or refuses.
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(self, url: &str) -> Result<Kv> {
+        for (set, name) in [
+            (self.exclusive, "exclusive(true)"),
+            (self.destroy_on_close, "destroy_on_close(true)"),
+            (self.check_integrity, "check_integrity_on_open(true)"),
+        ] {
+            if set {
+                return Err(crate::Error::InvalidOption(format!(
+                    "{name} applies to database files; a PostgreSQL database cannot take it"
+                )));
+            }
+        }
+        let names =
+            crate::postgres::Names::new(&self.postgres_schema, &self.postgres_table_prefix)?;
+        self.prepare()?;
+        let store = crate::postgres::PgStore::open(url, names, self.lock_timeout)?;
+        self.launch(crate::store::Store::Postgres(store), None, true)
+    }
+
+    /// Checks what every open checks first.
+    fn prepare(&self) -> Result<()> {
         self.schemas.check_duplicates()?;
         if let Codec::Custom(codec) = self.codec {
             crate::register_codec(codec)?;
         }
+        Ok(())
+    }
+
+    fn start(self, storage: Storage, path: Option<std::path::PathBuf>) -> Result<Kv> {
+        self.prepare()?;
         let in_memory = path.is_none();
         let engine = Engine::open(EngineOptions {
             storage,
@@ -486,8 +583,24 @@ impl KvBuilder {
                 .then_some(self.max_staleness),
             create_in_place: false,
         })?;
+        self.launch(crate::store::Store::Redb(engine), path, !in_memory)
+    }
+
+    /// Starts a handle on an open store. `durable_storage`: the store keeps commits (not
+    /// memory), so buffered durability applies.
+    fn launch(
+        self,
+        store: crate::store::Store,
+        path: Option<std::path::PathBuf>,
+        durable_storage: bool,
+    ) -> Result<Kv> {
+        let shared = match &store {
+            crate::store::Store::Redb(_) => path.is_some() && !self.exclusive,
+            #[cfg(feature = "postgres")]
+            crate::store::Store::Postgres(_) => true,
+        };
         let flush_interval = match self.durability {
-            Durability::Buffered { flush_interval } if !in_memory => Some(flush_interval),
+            Durability::Buffered { flush_interval } if durable_storage => Some(flush_interval),
             _ => None,
         };
         let config = Config {
@@ -496,14 +609,14 @@ impl KvBuilder {
             codec: self.codec,
             clock: self.clock,
             destroy_on_close: self.destroy_on_close,
-            shared: !in_memory && !self.exclusive,
+            shared,
             watch_poll_interval: self.watch_poll_interval,
             schemas: self.schemas,
             queue_lease: self.queue_lease,
         };
         Kv::start(
             config,
-            engine,
+            store,
             self.group_commit,
             flush_interval,
             self.sweep_interval,

@@ -12,10 +12,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::reply::Reply;
 use parking_lot::Mutex;
 
-use crate::engine::Engine;
 use crate::rules::{
     Batch, CommitOutcome, MAX_BATCH_OPS, Mutation, MutationKind, Prepared, versionstamped_key,
 };
+use crate::store::Store;
 use crate::watch::Notifier;
 use crate::{Clock, Error, Result, Versionstamp};
 
@@ -127,7 +127,7 @@ impl Applied {
 
 /// What the committer thread and inline writers share.
 pub(crate) struct Committer {
-    engine: Arc<Engine>,
+    engine: Arc<Store>,
     notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
     /// Held for each batch, from beginning its transaction to notifying watchers.
@@ -209,7 +209,7 @@ impl Committer {
 
 /// Starts the committer; it exits when every `Sender` is dropped and the queue is drained.
 pub(crate) fn spawn(
-    engine: Arc<Engine>,
+    engine: Arc<Store>,
     notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
     group_commit: bool,

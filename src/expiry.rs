@@ -11,7 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::committer::Request;
-use crate::engine::Engine;
+use crate::store::Store;
 use crate::ticker::Ticker;
 use crate::{Clock, Result};
 
@@ -26,7 +26,7 @@ pub(crate) const MIN_SWEEP_INTERVAL: Duration = Duration::from_millis(1);
 /// Starts the sweeper: every `interval`, one short read of the expiry index, and cleanups
 /// through the commit queue when something is due. Errors are retried on the next tick.
 pub(crate) fn spawn_sweeper(
-    engine: Arc<Engine>,
+    engine: Arc<Store>,
     commits: Sender<Request>,
     clock: Arc<dyn Clock>,
     interval: Duration,

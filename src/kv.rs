@@ -13,12 +13,12 @@ use serde::de::DeserializeOwned;
 
 use crate::atomic::AtomicOperation;
 use crate::committer::{self, Committer, Request};
-use crate::engine::Engine;
 use crate::expiry::{self, spawn_sweeper};
 use crate::queue::message;
 use crate::queue::{EnqueueOptions, Leases, QueueCounts, QueueListener, QueuedMessage};
 use crate::rules::Mutation;
 use crate::schema::SchemaRegistry;
+use crate::store::Store;
 use crate::ticker::Ticker;
 use crate::value::{Codec, Envelope};
 use crate::watch::{Interest, Notifier, SubState, spawn_poller};
@@ -84,7 +84,7 @@ struct Inner {
 
 /// The engine and its background threads.
 struct Running {
-    engine: Arc<Engine>,
+    engine: Arc<Store>,
     commits: Sender<Request>,
     /// Commits on the writer's own thread when nothing else is committing.
     inline: Arc<Committer>,
@@ -141,6 +141,27 @@ impl Kv {
         Kv::builder().open_in_memory()
     }
 
+    /// Opens the database kept in the PostgreSQL database at `url`, creating its tables
+    /// (`valkeyrie_data`, `valkeyrie_meta` in schema `public`) if missing. Any number of
+    /// processes on any number of machines may open it; see [`KvBuilder::open_postgres`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use valkeyrie::{key, Kv};
+    /// let db = Kv::open_postgres("postgres://app@127.0.0.1:5432/app")?;
+    /// db.atomic().sum(&key!["visits"], 1).commit()?;
+    /// # Ok::<(), valkeyrie::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`KvBuilder::open_postgres`].
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str) -> Result<Kv> {
+        Kv::builder().open_postgres(url)
+    }
+
     /// A builder for opening with options.
     ///
     /// # Examples
@@ -156,7 +177,7 @@ impl Kv {
 
     pub(crate) fn start(
         config: Config,
-        engine: Engine,
+        engine: Store,
         group_commit: bool,
         flush_interval: Option<Duration>,
         sweep_interval: Option<Duration>,
@@ -865,7 +886,7 @@ impl Kv {
         self.inner.config.clock.now_millis()
     }
 
-    pub(crate) fn engine(&self) -> Result<Arc<Engine>> {
+    pub(crate) fn engine(&self) -> Result<Arc<Store>> {
         self.inner
             .running
             .read()
@@ -982,7 +1003,7 @@ impl Inner {
 
 /// Waits for in-flight reads to drop their references, then closes the engine (deleting
 /// the file if `destroy`).
-fn release(mut engine: Arc<Engine>, destroy: bool) -> Result<()> {
+fn release(mut engine: Arc<Store>, destroy: bool) -> Result<()> {
     let deadline = Instant::now() + CLOSE_WAIT;
     loop {
         match Arc::try_unwrap(engine) {

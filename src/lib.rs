@@ -38,6 +38,9 @@
 //! - `cli`: the `valkeyrie` command-line tool (no library API).
 //! - `server`: `kvconnect::Server`, a KV Connect server for Deno and `@deno/kv` clients
 //!   (tokio, hyper, prost), and the tool's `serve` command; implies `cli` and `async`.
+//! - `postgres`: [`Kv::open_postgres`], the same database kept in PostgreSQL (or a
+//!   PostgreSQL-compatible cluster) and shared by many machines, on the pure-Rust `postgres`
+//!   client.
 //! - `__internal_testing`: private entry points for the crate's own fuzz targets and
 //!   fault-injection tests (`tests/support/`); not public API.
 //!
@@ -61,11 +64,14 @@ mod kv;
 pub mod kvconnect;
 pub mod limits;
 mod list;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod queue;
 mod reply;
 mod rules;
 mod schema;
 mod stats;
+mod store;
 mod ticker;
 mod time;
 mod value;
@@ -85,6 +91,8 @@ pub use key::{Key, KeyDecodeError, KeyPart};
 pub use kv::Kv;
 pub use limits::Limits;
 pub use list::{ListIter, ListOptions, Selector};
+#[cfg(feature = "postgres")]
+pub use postgres::{DEFAULT_POSTGRES_SCHEMA, DEFAULT_POSTGRES_TABLE_PREFIX};
 pub use queue::{
     DEFAULT_BACKOFF, DEFAULT_QUEUE_LEASE, Delivery, EnqueueOptions, MAX_BACKOFF_INTERVAL,
     MAX_BACKOFF_INTERVALS, MAX_DELAY, MAX_MESSAGE_BYTES, MAX_UNDELIVERED_KEYS, QueueListener,

@@ -15,6 +15,7 @@ pub use log::LogIo;
 pub use log::fail_next_log_sync;
 #[cfg(feature = "__internal_testing")]
 pub use log::{LogRecord, ScannedFrame, encode_log_frame, encode_log_payload, scan_log};
+pub(crate) use read::{RawEntry, RawStats};
 pub(crate) use shared::Foreign;
 use write::SeqBlock;
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::notifier::Notifier;
-use crate::engine::{Engine, Foreign};
+use crate::engine::Foreign;
+use crate::store::Store;
 use crate::ticker::Ticker;
 use crate::{Clock, Result};
 
@@ -18,7 +19,7 @@ pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_micros(100);
 
 /// Starts the poller. `detect_foreign`: also poll the commit sequence (shared files only).
 pub(crate) fn spawn_poller(
-    engine: Arc<Engine>,
+    engine: Arc<Store>,
     notifier: Arc<Notifier>,
     clock: Arc<dyn Clock>,
     interval: Duration,

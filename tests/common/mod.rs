@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod backend;
+
 use valkeyrie::{Kv, ManualClock};
 
 /// A fresh temporary directory and the path of a (not yet created) database file in it.
