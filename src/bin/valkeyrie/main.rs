@@ -31,9 +31,19 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "valkeyrie", version)]
 struct Cli {
-    /// The database file.
+    /// The database file, or a PostgreSQL URL (postgres://user@host:port/dbname).
     #[arg(long, value_name = "PATH", env = "VALKEYRIE_DB", global = true)]
     db: Option<PathBuf>,
+
+    /// With a PostgreSQL --db: the schema holding the database's tables.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "VALKEYRIE_POSTGRES_SCHEMA",
+        global = true,
+        default_value = valkeyrie::DEFAULT_POSTGRES_SCHEMA
+    )]
+    postgres_schema: String,
 
     /// Output for people: indented JSON and sentences instead of JSON summaries.
     #[arg(long, global = true)]
@@ -113,6 +123,7 @@ fn run(cli: Cli) -> exit::Outcome {
     let ctx = cmd::Ctx {
         db: cli.db,
         pretty: cli.pretty,
+        postgres_schema: cli.postgres_schema,
     };
     let result = match cli.command {
         Command::Get(args) => cmd::get::run(&ctx, &args),

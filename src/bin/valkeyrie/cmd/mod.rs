@@ -36,6 +36,8 @@ pub struct Ctx {
     pub db: Option<PathBuf>,
     /// `--pretty`.
     pub pretty: bool,
+    /// `--postgres-schema`.
+    pub postgres_schema: String,
 }
 
 /// Whether opening may create the file.
@@ -62,6 +64,15 @@ impl Ctx {
             .db
             .as_ref()
             .ok_or_else(|| bad_input("no database given: pass --db PATH (or set VALKEYRIE_DB)"))?;
+        if let Some(url) = postgres_url(path) {
+            // The message never repeats the URL: it may hold a password.
+            return Kv::builder()
+                .codec(codec)
+                .sweep_interval(None)
+                .postgres_schema(self.postgres_schema.clone())
+                .open_postgres(url)
+                .context("cannot open the PostgreSQL database");
+        }
         if access == Access::Existing && !path.exists() {
             return Err(bad_input(format!(
                 "--db {}: no such file (only set, delete, sum, min, max and load create a \
@@ -84,6 +95,13 @@ impl Ctx {
             }
         }
     }
+}
+
+/// The URL in `--db`, if it names a PostgreSQL database (`postgres://` or
+/// `postgresql://`) rather than a file.
+fn postgres_url(db: &std::path::Path) -> Option<&str> {
+    db.to_str()
+        .filter(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 /// Parses the key argument `name` (for messages: `KEY`, `--start`, ...).
