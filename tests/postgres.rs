@@ -416,7 +416,12 @@ fn cli_dump_of_a_file_loads_into_postgres_and_dumps_the_same() -> TestResult {
     let (dir, path) = common::temp_path();
     let file = Kv::open(&path)?;
     file.set(&key!["users", 1], &"ada")?;
-    assert!(file.atomic().sum(&key!["visits"], 3).commit()?.is_committed());
+    assert!(
+        file.atomic()
+            .sum(&key!["visits"], 3)
+            .commit()?
+            .is_committed()
+    );
     file.set_expiring(&key!["session"], &"s", Duration::from_secs(3600))?;
     file.close()?;
     let dump = |db: &str| -> Result<String, Box<dyn std::error::Error>> {
@@ -458,4 +463,17 @@ fn cli_dump_of_a_file_loads_into_postgres_and_dumps_the_same() -> TestResult {
     assert_eq!(strip(&from_file), strip(&from_pg));
     assert_eq!(from_pg.lines().count(), 3);
     Ok(())
+}
+
+backend_tests! {
+    /// Regression: PostgreSQL's `get_many` answered a key given twice only once (the
+    /// benchmark's random picks found it).
+    fn get_many_answers_a_key_given_twice_both_times(backend) -> TestResult {
+        let db = backend.open()?;
+        db.set(&key!["a"], &1)?;
+        let got = db.get_many::<i32>(&[key!["a"], key!["b"], key!["a"]])?;
+        let values: Vec<_> = got.iter().map(|e| e.as_ref().map(|e| e.value)).collect();
+        assert_eq!(values, [Some(1), None, Some(1)]);
+        Ok(())
+    }
 }

@@ -20,6 +20,9 @@
 //! - `BENCH_STORES` (e.g. `valkeyrie-default,denokv`): run only these stores.
 //! - `BENCH_EVENTUAL=1`: valkeyrie reads with `Consistency::Eventual` (shared mode only
 //!   changes: exclusive mode reuses snapshots anyway).
+//! - `BENCH_W8_THREADS` (default 4): writer threads in W8.
+//! - `BENCH_POSTGRES_URL`: also run valkeyrie on this PostgreSQL server (one schema per
+//!   database, dropped at the end), and print a second table comparing it with the file.
 //! - `BENCH_IO=1`: print, per run of a write workload, write syscalls and bytes per
 //!   operation from `/proc/self/io` to stderr (use with `strace -f -c` for fsync counts).
 
@@ -30,15 +33,21 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use valkeyrie::Key;
-use valkeyrie_bench_compare::stores::{Kind, Store};
+use valkeyrie_bench_compare::stores::{Kind, Store, drop_postgres_schemas, postgres_url};
 use valkeyrie_bench_compare::{
     IoCounters, Res, Rng, bench_key, median, prefix, scale, scaled, value,
 };
 
 /// Atomic batch size of W2 and of loading the read fixtures.
 const BATCH: usize = 1_000;
-/// Writer threads in W8.
-const W8_THREADS: usize = 4;
+/// Writer threads in W8 (`BENCH_W8_THREADS` overrides).
+fn w8_threads() -> usize {
+    env::var("BENCH_W8_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4)
+}
 /// Keys per `get_many` in W7.
 const W7_KEYS: usize = 10;
 /// Full listings per round in W4.
@@ -103,7 +112,7 @@ impl W {
             W::W5 => format!("{} atomic `sum`", c.w5),
             W::W6 => format!("{} get + check-and-set", c.w6),
             W::W7 => format!("{} `get_many` of {W7_KEYS}", c.w7),
-            W::W8 => format!("{W8_THREADS} writers x {} commits", c.w8),
+            W::W8 => format!("{} writers x {} commits", w8_threads(), c.w8),
             W::W9 => format!("reopen {} db + first get, ms", c.fixture),
         }
     }
@@ -270,7 +279,7 @@ impl Bench {
             W::W5 => (c.w5, STEP_OPS),
             W::W6 => (c.w6, STEP_OPS / 2),
             // Per thread.
-            _ => (c.w8, STEP_OPS / W8_THREADS),
+            _ => (c.w8, STEP_OPS / w8_threads()),
         }
     }
 
@@ -303,7 +312,7 @@ impl Bench {
             _ => {
                 let per = self.counts.w8;
                 std::thread::scope(|s| -> Res<()> {
-                    let handles: Vec<_> = (0..W8_THREADS)
+                    let handles: Vec<_> = (0..w8_threads())
                         .map(|t| {
                             let range = range.clone();
                             s.spawn(move || -> Res<()> {
@@ -351,7 +360,7 @@ impl Bench {
             store.close()?;
         }
         let ops = if w == W::W8 {
-            total * W8_THREADS
+            total * w8_threads()
         } else {
             total
         };
@@ -438,6 +447,7 @@ fn main() -> Res<()> {
     let store_filter = list_env("BENCH_STORES");
     let kinds: Vec<Kind> = Kind::ALL
         .into_iter()
+        .filter(|k| *k != Kind::ValkeyriePostgres || postgres_url().is_some())
         .filter(|k| {
             store_filter
                 .as_ref()
@@ -448,7 +458,7 @@ fn main() -> Res<()> {
     let max_key = counts
         .fixture
         .max(counts.w1)
-        .max(counts.w8 * W8_THREADS)
+        .max(counts.w8 * w8_threads())
         .max(counts.w6);
     let mut bench = Bench {
         dir: tempfile::tempdir()?,
@@ -530,6 +540,35 @@ fn main() -> Res<()> {
             ratio(w, ValkeyrieExclusive, Denokv),
             ratio(w, ValkeyrieExclusive, Redb),
         );
+    }
+    drop_postgres_schemas()?;
+    if kinds.contains(&ValkeyriePostgres) {
+        println!(
+            "\nvalkeyrie on PostgreSQL (loopback, synchronous_commit=on) next to the file \
+             in default shared mode.\n"
+        );
+        println!(
+            "| workload | valkeyrie file | valkeyrie postgres | postgres / file | postgres / denokv |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for w in W::ALL.into_iter().filter(|w| workloads.contains(w)) {
+            println!(
+                "| {} {} | {} | {} | {} | {} |",
+                w.id(),
+                w.describe(&bench.counts),
+                fmt_rate(cell(w, ValkeyrieDefault), w),
+                fmt_rate(cell(w, ValkeyriePostgres), w),
+                ratio(w, ValkeyriePostgres, ValkeyrieDefault),
+                ratio(w, ValkeyriePostgres, Denokv),
+            );
+        }
+        if workloads.contains(&W::W1) && workloads.contains(&W::W8) {
+            println!(
+                "\nW8 / W1 on PostgreSQL ({} writer threads against one): {:.2}x",
+                w8_threads(),
+                cell(W::W8, ValkeyriePostgres) / cell(W::W1, ValkeyriePostgres)
+            );
+        }
     }
     Ok(())
 }

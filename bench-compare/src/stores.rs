@@ -36,15 +36,19 @@ pub enum Kind {
     Redb,
     /// denokv_sqlite 0.14 (WAL, synchronous=FULL).
     Denokv,
+    /// valkeyrie on the PostgreSQL server at `BENCH_POSTGRES_URL` (only run when it is
+    /// set), one schema per database file name.
+    ValkeyriePostgres,
 }
 
 impl Kind {
     /// Every store, in table-column order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::ValkeyrieDefault,
         Kind::ValkeyrieExclusive,
         Kind::Redb,
         Kind::Denokv,
+        Kind::ValkeyriePostgres,
     ];
 
     /// Short name, also accepted by `BENCH_STORES`.
@@ -54,6 +58,7 @@ impl Kind {
             Kind::ValkeyrieExclusive => "valkeyrie-exclusive",
             Kind::Redb => "redb",
             Kind::Denokv => "denokv",
+            Kind::ValkeyriePostgres => "valkeyrie-postgres",
         }
     }
 
@@ -64,6 +69,7 @@ impl Kind {
             Kind::ValkeyrieExclusive => Box::new(Valkeyrie::open(path, true)?),
             Kind::Redb => Box::new(RawRedb::open(path)?),
             Kind::Denokv => Box::new(Denokv::open(path)?),
+            Kind::ValkeyriePostgres => Box::new(Valkeyrie::open_postgres(path)?),
         })
     }
 }
@@ -107,6 +113,51 @@ impl Valkeyrie {
             db: builder.open(path)?,
         })
     }
+}
+
+/// The PostgreSQL server of `Kind::ValkeyriePostgres`.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("BENCH_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Prefix of the schemas the benchmark creates (see [`drop_postgres_schemas`]).
+const SCHEMA_PREFIX: &str = "bench_";
+
+impl Valkeyrie {
+    /// The database named after `path`'s file name, in a schema of its own.
+    fn open_postgres(path: &Path) -> Res<Self> {
+        let url = postgres_url().ok_or("BENCH_POSTGRES_URL is not set")?;
+        let name: String = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or("path without a name")?
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let db = valkeyrie::Kv::builder()
+            .postgres_schema(format!("{SCHEMA_PREFIX}{}_{name}", std::process::id()))
+            .open_postgres(&url)?;
+        Ok(Self { db })
+    }
+}
+
+/// Drops every schema this process created on the PostgreSQL server.
+pub fn drop_postgres_schemas() -> Res<()> {
+    let Some(url) = postgres_url() else {
+        return Ok(());
+    };
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    let pattern = format!("{SCHEMA_PREFIX}{}_%", std::process::id());
+    for row in client.query(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
+        &[&pattern],
+    )? {
+        let schema: String = row.get(0);
+        client.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))?;
+    }
+    Ok(())
 }
 
 impl Store for Valkeyrie {

@@ -118,9 +118,10 @@ impl PgStore {
             ]),
             keys => {
                 let rows = c.client.query(&c.get_many, &[&keys]).map_err(pg)?;
-                let mut found: HashMap<Vec<u8>, Vec<u8>> =
+                let found: HashMap<Vec<u8>, Vec<u8>> =
                     rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                Ok(keys.iter().map(|k| found.remove(*k)).collect())
+                // A key may be asked for twice.
+                Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
             }
         })
     }
