@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::backend::Backend;
 use common::temp_path;
 use support::model::{Config, Expect, Harness, Listing, Mut, Op, Storage, Val};
 use valkeyrie::{
@@ -22,7 +23,11 @@ const FOREVER: Duration = Duration::from_secs(3600);
 const WAIT: Duration = Duration::from_secs(10);
 
 fn eventual(max_staleness: Duration) -> KvBuilder {
-    Kv::builder()
+    eventual_on(Kv::builder(), max_staleness)
+}
+
+fn eventual_on(builder: KvBuilder, max_staleness: Duration) -> KvBuilder {
+    builder
         .consistency(Consistency::Eventual)
         .max_staleness(max_staleness)
 }
@@ -74,11 +79,13 @@ fn eventual_handle_reads_its_own_writes_at_once() -> TestResult {
     reads_own_writes(&db)
 }
 
-#[test]
-fn exclusive_and_in_memory_handles_read_their_own_writes_at_once() -> TestResult {
-    let (_dir, path) = temp_path();
-    reads_own_writes(&Kv::builder().exclusive(true).open(&path)?)?;
-    reads_own_writes(&eventual(FOREVER).open_in_memory()?)
+backend_tests! {
+    fn exclusive_and_in_memory_handles_read_their_own_writes_at_once(backend) -> TestResult {
+        let (_dir, path) = temp_path();
+        reads_own_writes(&Kv::builder().exclusive(true).open(&path)?)?;
+        let db = backend.open_with(|b| eventual_on(b, FOREVER))?;
+        reads_own_writes(&db)
+    }
 }
 
 /// Readers on other threads keep taking and caching snapshots while `db` commits; after each
@@ -305,44 +312,58 @@ fn maintenance_after_cached_reads(db: &Kv) -> TestResult {
     Ok(())
 }
 
-#[test]
-fn compact_works_while_a_snapshot_is_cached() -> TestResult {
-    let (_dir, path) = temp_path();
-    maintenance_after_cached_reads(&Kv::builder().exclusive(true).open(&path)?)?;
-    let (_dir, path) = temp_path();
-    maintenance_after_cached_reads(&eventual(FOREVER).open(&path)?)?;
-    maintenance_after_cached_reads(&Kv::open_in_memory()?)
+backend_tests! {
+    fn compact_works_while_a_snapshot_is_cached(backend) -> TestResult {
+        let (_dir, path) = temp_path();
+        maintenance_after_cached_reads(&Kv::builder().exclusive(true).open(&path)?)?;
+        let (_dir, path) = temp_path();
+        maintenance_after_cached_reads(&eventual(FOREVER).open(&path)?)?;
+        let db = backend.open()?;
+        maintenance_after_cached_reads(&db)
+    }
 }
 
 /// An expiring entry read through a reused snapshot disappears when the clock passes its
-/// expiry, with no commit in between.
-fn expiry_with_reused_snapshot(builder: KvBuilder, path: Option<&std::path::Path>) -> TestResult {
+/// expiry, with no commit in between. Opened at `path`, or by `backend` without one.
+fn expiry_with_reused_snapshot(
+    backend: Backend,
+    builder: KvBuilder,
+    path: Option<&std::path::Path>,
+) -> TestResult {
     let clock = ManualClock::new(1_000_000);
     let builder = builder.clock(clock.clone()).sweep_interval(None);
-    let db = match path {
-        Some(path) => builder.open(path)?,
-        None => builder.open_in_memory()?,
+    let (file_db, test_db);
+    let db: &Kv = match path {
+        Some(path) => {
+            file_db = builder.open(path)?;
+            &file_db
+        }
+        None => {
+            test_db = backend.open_with(|_| builder)?;
+            &test_db
+        }
     };
     let k = key!["e", 1];
     db.set_expiring(&k, &5i64, Duration::from_secs(10))?;
     db.set(&key!["e", 2], &6i64)?;
     assert_eq!(db.get::<i64>(&k)?.map(|e| e.value), Some(5)); // caches a snapshot
-    assert_eq!(listed(&db, key!["e"])?.len(), 2);
+    assert_eq!(listed(db, key!["e"])?.len(), 2);
     clock.advance(Duration::from_secs(10));
     assert!(db.get::<i64>(&k)?.is_none());
     assert!(db.get_many::<i64>(std::slice::from_ref(&k))?[0].is_none());
     assert!(db.get_bytes(&k)?.is_none());
-    assert_eq!(listed(&db, key!["e"])?, vec![(key!["e", 2], 6)]);
+    assert_eq!(listed(db, key!["e"])?, vec![(key!["e", 2], 6)]);
     assert_eq!(db.cleanup()?, 1);
     assert!(db.get::<i64>(&k)?.is_none());
     Ok(())
 }
 
-#[test]
-fn expiry_is_checked_at_read_time_with_a_reused_snapshot() -> TestResult {
-    let (_dir, path) = temp_path();
-    expiry_with_reused_snapshot(Kv::builder().exclusive(true), Some(&path))?;
-    let (_dir, path) = temp_path();
-    expiry_with_reused_snapshot(eventual(FOREVER), Some(&path))?;
-    expiry_with_reused_snapshot(Kv::builder(), None)
+backend_tests! {
+    fn expiry_is_checked_at_read_time_with_a_reused_snapshot(backend) -> TestResult {
+        let (_dir, path) = temp_path();
+        expiry_with_reused_snapshot(backend, Kv::builder().exclusive(true), Some(&path))?;
+        let (_dir, path) = temp_path();
+        expiry_with_reused_snapshot(backend, eventual(FOREVER), Some(&path))?;
+        expiry_with_reused_snapshot(backend, Kv::builder(), None)
+    }
 }
