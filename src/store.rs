@@ -95,6 +95,17 @@ impl Store {
         dispatch!(self, s => s.write(durable, now_ms, apply))
     }
 
+    /// Whether `err` from [`Store::write`] means the batch was rolled back for a transient
+    /// conflict and may be applied again from the start (a database server's serialization
+    /// failure; never a file's error).
+    pub(crate) fn is_transient(&self, err: &crate::Error) -> bool {
+        match self {
+            Store::Redb(_) => false,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.is_transient(err),
+        }
+    }
+
     /// Makes every earlier non-durable commit durable.
     pub(crate) fn flush(&self) -> Result<()> {
         dispatch!(self, s => s.flush())

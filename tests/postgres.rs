@@ -477,3 +477,26 @@ backend_tests! {
         Ok(())
     }
 }
+
+#[test]
+fn a_commit_rolled_back_by_a_serialization_failure_is_retried() -> TestResult {
+    let Some(schema) = Schema::new("serialization") else {
+        return Ok(());
+    };
+    let db = schema.open()?;
+    db.set(&key!["hot"], &0)?;
+    // Another client holds the row's lock; the commit's snapshot predates that client's
+    // commit, so its upsert fails serialization once the lock is released.
+    let mut other = schema.client()?;
+    let mut txn = other.transaction()?;
+    txn.batch_execute(&format!("UPDATE {}.valkeyrie_data SET v = v", schema.name))?;
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.set(&key!["hot"], &1))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    txn.commit()?;
+    writer.join().map_err(|_| "writer panicked")??;
+    assert_eq!(db.get::<i32>(&key!["hot"])?.map(|e| e.value), Some(1));
+    Ok(())
+}

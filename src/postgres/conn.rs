@@ -170,12 +170,56 @@ impl Pool {
 }
 
 /// A PostgreSQL error as the crate's: a lock wait past `lock_timeout` is a
-/// [`Error::LockTimeout`] (the caller fills in the wait), anything else a storage error.
+/// [`Error::LockTimeout`] (the caller fills in the wait), anything else a storage error
+/// whose message carries the server's own message and SQLSTATE.
 pub(crate) fn pg(e: postgres::Error) -> Error {
     if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
         return Error::LockTimeout {
             waited: Duration::ZERO,
         };
     }
-    Error::Storage(Box::new(e))
+    Error::Storage(Box::new(ServerError::from(e)))
 }
+
+/// What PostgreSQL (or the connection to it) reported.
+#[derive(Debug)]
+pub(crate) struct ServerError {
+    /// The SQLSTATE, for errors the server reported.
+    pub(crate) code: Option<SqlState>,
+    source: postgres::Error,
+}
+
+impl From<postgres::Error> for ServerError {
+    fn from(source: postgres::Error) -> Self {
+        ServerError {
+            code: source.code().cloned(),
+            source,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.source.as_db_error() {
+            Some(db) => write!(
+                f,
+                "PostgreSQL {}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => {
+                write!(f, "PostgreSQL connection: {}", self.source)?;
+                let mut cause = std::error::Error::source(&self.source);
+                while let Some(c) = cause {
+                    write!(f, ": {c}")?;
+                    cause = c.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// No `source`: the message already says everything the client's error would.
+impl std::error::Error for ServerError {}

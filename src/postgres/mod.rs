@@ -24,7 +24,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use postgres::error::SqlState;
 
-use self::conn::{Conn, Pool, pg};
+use self::conn::{Conn, Pool, ServerError, pg};
 use self::names::FORMAT;
 use self::session::Session;
 use self::state::PgState;
@@ -263,6 +263,20 @@ impl PgStore {
         Ok((result, Some(seq)))
     }
 
+    /// A serialization failure or deadlock: the server rolled the whole transaction back,
+    /// so it may run again. (A lost connection is not: its commit may have happened.)
+    pub(crate) fn is_transient(&self, err: &Error) -> bool {
+        let Error::Storage(e) = err else {
+            return false;
+        };
+        e.downcast_ref::<ServerError>()
+            .and_then(|e| e.code.as_ref())
+            .is_some_and(|code| {
+                *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::T_R_DEADLOCK_DETECTED
+            })
+    }
+
     /// Makes buffered commits durable: a commit that waits for the server's fsync covers
     /// every earlier commit's WAL.
     pub(crate) fn flush(&self) -> Result<()> {
@@ -399,7 +413,7 @@ fn corrupted(what: &str) -> Error {
 
 /// Whether `e` is the server saying it does not support the statement.
 fn is_unsupported(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.downcast_ref::<postgres::Error>()
-        .and_then(postgres::Error::code)
+    e.downcast_ref::<ServerError>()
+        .and_then(|e| e.code.as_ref())
         .is_some_and(|code| *code == SqlState::FEATURE_NOT_SUPPORTED)
 }
