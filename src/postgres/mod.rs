@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use postgres::error::SqlState;
 
 use self::conn::{Conn, Pool, ServerError, pg};
-use self::names::FORMAT;
+use self::names::{Dialect, FORMAT};
 use self::session::Session;
 use self::state::PgState;
 use crate::engine::{Foreign, RawEntry, RawStats};
@@ -66,16 +66,25 @@ impl PgStore {
     /// Connects to `url` and creates the tables where missing.
     ///
     /// `lock_timeout`: how long a commit waits for another client's commit.
-    pub(crate) fn open(url: &str, names: Names, lock_timeout: Duration) -> Result<PgStore> {
+    pub(crate) fn open(url: &str, mut names: Names, lock_timeout: Duration) -> Result<PgStore> {
         // The message never repeats the URL: it may hold a password.
         let config: postgres::Config = url
             .parse()
             .map_err(|e| Error::InvalidOption(format!("PostgreSQL URL: {e}")))?;
+        let mut client = config.connect(postgres::NoTls).map_err(pg)?;
+        let version: String = client
+            .query_one("SELECT version()", &[])
+            .map_err(pg)?
+            .get(0);
+        names.dialect = Dialect::of(&version);
+        let distributed = names.dialect == Dialect::Distributed;
         let pool = Pool::new(config, names.clone(), lock_timeout);
-        let mut client = pool.connect_client()?;
         let mut txn = client.transaction().map_err(pg)?;
-        txn.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
-            .map_err(pg)?;
+        if !distributed {
+            // Concurrent `CREATE ... IF NOT EXISTS` can fail on PostgreSQL's catalogs.
+            txn.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
+                .map_err(pg)?;
+        }
         txn.batch_execute(&names.create()).map_err(pg)?;
         let format: i64 = txn
             .query_one(
@@ -101,7 +110,7 @@ impl PgStore {
             names,
             pool,
             session: Mutex::new(None),
-            no_listen: AtomicBool::new(false),
+            no_listen: AtomicBool::new(distributed),
             token: xxhash_rust::xxh3::xxh3_64(seed.as_bytes()),
             unflushed: AtomicBool::new(false),
         })
@@ -188,10 +197,11 @@ impl PgStore {
 
     pub(crate) fn raw_stats(&self) -> Result<RawStats> {
         let data = &self.names.data;
-        let sql = format!(
-            "SELECT count(*), count(expires_at), pg_total_relation_size('{data}'::regclass) \
-             FROM {data}"
-        );
+        let size = match self.names.dialect {
+            Dialect::Postgres => format!("pg_total_relation_size('{data}'::regclass)"),
+            Dialect::Distributed => "0::int8".to_owned(),
+        };
+        let sql = format!("SELECT count(*), count(expires_at), {size} FROM {data}");
         self.pool.with(|c| {
             let row = c.client.query_one(&sql, &[]).map_err(pg)?;
             let count = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
@@ -220,7 +230,8 @@ impl PgStore {
             let _ = conn.client.batch_execute("ROLLBACK");
         }
         self.pool.give(conn);
-        if result.as_ref().is_ok_and(|(_, seq)| seq.is_some()) && !durable {
+        let buffered = !durable && self.names.dialect == Dialect::Postgres;
+        if result.as_ref().is_ok_and(|(_, seq)| seq.is_some()) && buffered {
             self.unflushed.store(true, Ordering::Release);
         }
         result.map_err(|e| match e {
@@ -353,8 +364,12 @@ impl PgStore {
         Ok(None)
     }
 
-    /// `VACUUM` of the data table: dead rows' space becomes reusable.
+    /// `VACUUM` of the data table: dead rows' space becomes reusable. (Distributed
+    /// servers collect garbage on their own: nothing to do.)
     pub(crate) fn compact(&self) -> Result<bool> {
+        if self.names.dialect == Dialect::Distributed {
+            return Ok(true);
+        }
         let sql = format!("VACUUM {}", self.names.data);
         self.pool
             .with(|c| c.client.batch_execute(&sql).map_err(pg))?;

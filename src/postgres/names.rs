@@ -17,9 +17,34 @@ const MAX_SCHEMA: usize = 63;
 /// within 63 bytes.
 const MAX_PREFIX: usize = 40;
 
+/// Which server speaks the PostgreSQL protocol, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// PostgreSQL: the write lock is `LOCK TABLE`, commits `NOTIFY`, one sweeper holds an
+    /// advisory lock, buffered commits use `synchronous_commit = off`.
+    Postgres,
+    /// CockroachDB or YugabyteDB (untested here: neither can be installed in CI). The
+    /// write lock is the meta row's `SELECT ... FOR UPDATE`; no `LISTEN`/`NOTIFY` (watchers
+    /// poll the sequence), no advisory locks (every client sweeps; conflicts are retried),
+    /// every commit durable.
+    Distributed,
+}
+
+impl Dialect {
+    /// The dialect of a server from its `SELECT version()`.
+    pub(crate) fn of(version: &str) -> Dialect {
+        if version.contains("CockroachDB") || version.contains("-YB-") {
+            Dialect::Distributed
+        } else {
+            Dialect::Postgres
+        }
+    }
+}
+
 /// The schema and table prefix, checked, with the statements built from them.
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
+    pub(crate) dialect: Dialect,
     pub(crate) schema: String,
     pub(crate) prefix: String,
     /// `"schema"."<prefix>data"`: one row per entry.
@@ -40,6 +65,7 @@ impl Names {
         check_identifier("table prefix", prefix, MAX_PREFIX, true)?;
         let id = xxh3_64(format!("{schema}.{prefix}").as_bytes());
         Ok(Names {
+            dialect: Dialect::Postgres,
             schema: schema.to_owned(),
             prefix: prefix.to_owned(),
             data: format!("\"{schema}\".\"{prefix}data\""),
@@ -74,6 +100,13 @@ impl Names {
     /// Starts a commit: takes the write lock (before the snapshot, so writers queue instead
     /// of failing serialization) and reads the last sequence.
     pub(crate) fn begin_write(&self, durable: bool) -> String {
+        let meta = &self.meta;
+        if self.dialect == Dialect::Distributed {
+            return format!(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; \
+                 SELECT version FROM {meta} WHERE id = 0 FOR UPDATE"
+            );
+        }
         let sync = if durable {
             ""
         } else {
@@ -81,14 +114,19 @@ impl Names {
         };
         format!(
             "BEGIN ISOLATION LEVEL SERIALIZABLE; {sync}LOCK TABLE {meta} IN EXCLUSIVE MODE; \
-             SELECT version FROM {meta} WHERE id = 0",
-            meta = self.meta
+             SELECT version FROM {meta} WHERE id = 0"
         )
     }
 
     /// Ends a commit: stores its sequence, announces it, commits. `payload` is the
     /// notification text (hex digits, spaces, commas and `*` only: no quoting needed).
     pub(crate) fn end_write(&self, seq: u64, payload: &str) -> String {
+        if self.dialect == Dialect::Distributed {
+            return format!(
+                "UPDATE {meta} SET version = {seq} WHERE id = 0; COMMIT",
+                meta = self.meta
+            );
+        }
         format!(
             "UPDATE {meta} SET version = {seq} WHERE id = 0; \
              SELECT pg_notify('{channel}', '{payload}'); COMMIT",
@@ -158,6 +196,28 @@ mod tests {
         assert!(!names.begin_write(true).contains("synchronous_commit"));
         let end = names.end_write(7, "ab 7 *");
         assert!(end.contains("SET version = 7"));
+        assert!(end.contains("pg_notify"));
+        assert!(end.ends_with("COMMIT"));
+    }
+
+    #[test]
+    fn distributed_servers_lock_the_meta_row_and_never_notify() {
+        let cockroach = "CockroachDB CCL v24.1.0 (x86_64-pc-linux-gnu, built 2024/05/15)";
+        let yugabyte = "PostgreSQL 11.2-YB-2.20.0.0-b0 on x86_64-pc-linux-gnu";
+        let postgres = "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu";
+        assert_eq!(Dialect::of(cockroach), Dialect::Distributed);
+        assert_eq!(Dialect::of(yugabyte), Dialect::Distributed);
+        assert_eq!(Dialect::of(postgres), Dialect::Postgres);
+        let mut names = Names::new("s", "p_").expect("valid");
+        names.dialect = Dialect::Distributed;
+        for durable in [true, false] {
+            let begin = names.begin_write(durable);
+            assert!(!begin.contains("LOCK TABLE"), "{begin}");
+            assert!(!begin.contains("synchronous_commit"), "{begin}");
+            assert!(begin.ends_with("FOR UPDATE"), "{begin}");
+        }
+        let end = names.end_write(7, "ab 7 *");
+        assert!(!end.contains("pg_notify"), "{end}");
         assert!(end.ends_with("COMMIT"));
     }
 }

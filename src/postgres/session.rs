@@ -6,7 +6,7 @@ use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::conn::{Pool, pg};
-use super::names::Names;
+use super::names::{Dialect, Names};
 use crate::Result;
 use crate::engine::Foreign;
 
@@ -63,6 +63,10 @@ impl Session {
 
     /// Whether this session holds (or now took) the sweeper's lock.
     pub(crate) fn claim_sweeping(&mut self, names: &Names) -> Result<bool> {
+        if names.dialect == Dialect::Distributed {
+            // No advisory locks: every client sweeps, and conflicting sweeps are retried.
+            return Ok(true);
+        }
         if !self.sweeping {
             let row = self
                 .client
