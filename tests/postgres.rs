@@ -462,6 +462,21 @@ fn cli_dump_of_a_file_loads_into_postgres_and_dumps_the_same() -> TestResult {
     };
     assert_eq!(strip(&from_file), strip(&from_pg));
     assert_eq!(from_pg.lines().count(), 3);
+    // And back into a new file.
+    let pg_dump = dir.path().join("pg.jsonl");
+    std::fs::write(&pg_dump, &from_pg)?;
+    let back = dir.path().join("back.kv");
+    let back = back.to_str().ok_or("path")?;
+    let loaded = Command::new(bin)
+        .args(["--db", back, "load"])
+        .arg(&pg_dump)
+        .output()?;
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert_eq!(strip(&dump(back)?), strip(&from_file));
     Ok(())
 }
 
@@ -498,5 +513,41 @@ fn a_commit_rolled_back_by_a_serialization_failure_is_retried() -> TestResult {
     txn.commit()?;
     writer.join().map_err(|_| "writer panicked")??;
     assert_eq!(db.get::<i32>(&key!["hot"])?.map(|e| e.value), Some(1));
+    Ok(())
+}
+
+#[test]
+fn one_client_sweeps_and_another_takes_over_when_it_closes() -> TestResult {
+    let Some(schema) = Schema::new("sweeper") else {
+        return Ok(());
+    };
+    let open = || {
+        Kv::builder()
+            .postgres_schema(schema.name.clone())
+            .sweep_interval(Some(Duration::from_millis(5)))
+            .open_postgres(schema.url)
+    };
+    let (a, b) = (open()?, open()?);
+    // Expired rows stay stored (invisible) until a sweep deletes them.
+    let swept = |db: &Kv| -> valkeyrie::Result<bool> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if db.stats()?.entries == 1 {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(false)
+    };
+    b.set(&key!["stays"], &0)?;
+    for i in 0..20u64 {
+        b.set_expiring(&key!["gone", i], &i, Duration::from_millis(30))?;
+    }
+    assert!(swept(&b)?, "expired entries were not swept");
+    a.close()?;
+    for i in 0..20u64 {
+        b.set_expiring(&key!["gone", i], &i, Duration::from_millis(30))?;
+    }
+    assert!(swept(&b)?, "no sweeper after the first client closed");
     Ok(())
 }
