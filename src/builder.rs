@@ -479,7 +479,7 @@ impl KvBuilder {
     /// # Examples
     ///
     /// ```no_run
-    /// let db = valkeyrie::Kv::builder()
+    /// let _db = valkeyrie::Kv::builder()
     ///     .postgres_schema("inventory")
     ///     .open_postgres("postgres://app@127.0.0.1/app")?;
     /// # Ok::<(), valkeyrie::Error>(())
@@ -499,7 +499,7 @@ impl KvBuilder {
     /// # Examples
     ///
     /// ```no_run
-    /// let orders = valkeyrie::Kv::builder()
+    /// let _orders = valkeyrie::Kv::builder()
     ///     .postgres_table_prefix("orders_")
     ///     .open_postgres("postgres://app@127.0.0.1/app")?;
     /// # Ok::<(), valkeyrie::Error>(())

@@ -150,7 +150,7 @@ impl Kv {
     /// ```no_run
     /// use valkeyrie::{key, Kv};
     /// let db = Kv::open_postgres("postgres://app@127.0.0.1:5432/app")?;
-    /// db.atomic().sum(&key!["visits"], 1).commit()?;
+    /// assert!(db.atomic().sum(&key!["visits"], 1).commit()?.is_committed());
     /// # Ok::<(), valkeyrie::Error>(())
     /// ```
     ///
