@@ -10,9 +10,6 @@ use super::names::{Dialect, Names};
 use crate::Result;
 use crate::engine::Foreign;
 
-/// Most keys gathered for the watchers before "everything changed" is cheaper.
-const MAX_FOREIGN_KEYS: usize = 1024;
-
 /// The dedicated connection and what it holds.
 pub(crate) struct Session {
     client: Client,
@@ -93,12 +90,7 @@ fn add_payload(foreign: &mut Foreign, payload: &str) {
             *foreign = Foreign::All;
             return;
         };
-        match foreign {
-            Foreign::Nothing => *foreign = Foreign::Keys(vec![key]),
-            Foreign::Keys(keys) if keys.len() >= MAX_FOREIGN_KEYS => *foreign = Foreign::All,
-            Foreign::Keys(keys) => keys.push(key),
-            Foreign::All => return,
-        }
+        foreign.add(&key);
     }
 }
 

@@ -81,7 +81,8 @@ pub(crate) enum Foreign {
 }
 
 impl Foreign {
-    fn add(&mut self, key: &[u8]) {
+    /// Adds a changed key; past the bound, "everything changed" is cheaper.
+    pub(crate) fn add(&mut self, key: &[u8]) {
         match self {
             Foreign::Nothing => *self = Foreign::Keys(vec![key.to_vec()]),
             Foreign::Keys(keys) if keys.len() >= MAX_FOREIGN_KEYS => *self = Foreign::All,
